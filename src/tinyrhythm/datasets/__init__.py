@@ -1,0 +1,30 @@
+"""Readers for published ECG datasets, one module each, and a registry by name."""
+
+from __future__ import annotations
+
+from .base import DATA_ENV, Dataset, data_root
+from .cinc2017 import Cinc2017
+from .icentia11k import Icentia11k, Icentia11kOriginal
+from .nstdb import load_noise
+from .record import RHYTHM_LABELS, Record, Zone
+from .wfdb_rhythm import Afdb, Cpsc2021, Ltafdb, Mitdb
+from ..errors import TinyRhythmError
+
+DATASETS: dict[str, type[Dataset]] = {
+    cls.name: cls for cls in (Icentia11k, Icentia11kOriginal, Cinc2017, Mitdb, Afdb, Ltafdb, Cpsc2021)
+}
+
+
+def open_dataset(name: str, root=None, **kwargs) -> Dataset:
+    """Open a dataset by name, from `root` or from its folder under TINYRHYTHM_DATA."""
+    try:
+        cls = DATASETS[name]
+    except KeyError:
+        raise TinyRhythmError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+    return cls(root, **kwargs)
+
+
+__all__ = [
+    "DATASETS", "DATA_ENV", "Dataset", "Record", "Zone", "RHYTHM_LABELS", "data_root", "load_noise", "open_dataset",
+    "Icentia11k", "Icentia11kOriginal", "Cinc2017", "Mitdb", "Afdb", "Ltafdb", "Cpsc2021",
+]

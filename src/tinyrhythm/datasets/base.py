@@ -1,0 +1,71 @@
+"""What every dataset reader offers, and where datasets live on disk."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import DataError, TinyRhythmError
+from .record import Record
+
+DATA_ENV = "TINYRHYTHM_DATA"
+
+
+def data_root() -> Path:
+    """The folder named by TINYRHYTHM_DATA, laid out like shared/data."""
+    value = os.environ.get(DATA_ENV)
+    if not value:
+        raise TinyRhythmError(f"{DATA_ENV} is not set: point it at the folder that holds cinc2017/, icentia11k/, mitdb/, nstdb/")
+    root = Path(value)
+    if not root.is_dir():
+        raise DataError(root, f"{DATA_ENV} does not name an existing folder")
+    return root
+
+
+class Dataset:
+    """A published dataset read from its own files.
+
+    Subclasses set `name`, `subdir` (below TINYRHYTHM_DATA), `native_fs` (None where
+    records may have any rate) and implement `patients()` and `records(patient)`.
+    Patient ids are global strings ("icentia11k/00000") so that the patient split and a
+    store that mixes datasets never confuse two patients.
+    """
+
+    name: str = ""
+    subdir: str = ""
+    native_fs: float | None = None
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else data_root() / self.subdir
+        if not self.root.is_dir():
+            raise DataError(self.root, f"{self.name} folder not found (expected {self.subdir}/ under {DATA_ENV})")
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise DataError if the folder does not hold this dataset."""
+
+    def patients(self) -> list[str]:
+        raise NotImplementedError
+
+    def records(self, patient: str) -> Iterator[Record]:
+        raise NotImplementedError
+
+    def num_records(self) -> int:
+        return sum(len(self.record_paths(p)) for p in self.patients())
+
+    def record_paths(self, patient: str) -> list[Path]:
+        raise NotImplementedError
+
+    def record_labels(self) -> dict[str, int]:
+        """Records per rhythm label present in them (read from annotations only)."""
+        counts: Counter[str] = Counter()
+        for patient in self.patients():
+            for rec in self.records(patient):
+                counts.update({z.label for z in rec.zones} | ({rec.label} if rec.label else set()))
+        return dict(sorted(counts.items()))
+
+    def check_fs(self, fs: float, path: str | os.PathLike) -> None:
+        if self.native_fs is not None and abs(fs - self.native_fs) > 1e-6:
+            raise DataError(path, f"unsupported sampling rate {fs:g} Hz for {self.name} (expected {self.native_fs:g} Hz)")
