@@ -48,12 +48,27 @@ def _select_lead(header: wfdb.Record, lead: int | str | None, hea: str) -> int:
     return k
 
 
+def _check_record_line(hea: str) -> None:
+    """wfdb silently assumes 250 Hz when a header gives no rate; we refuse instead."""
+    try:
+        with open(hea, errors="replace") as f:
+            line = next((ln for ln in f if ln.strip() and not ln.lstrip().startswith("#")), "")
+    except OSError as exc:
+        raise DataError(hea, f"unreadable header ({exc.strerror})") from None
+    fields = line.split()
+    if len(fields) < 2:
+        raise DataError(hea, "not a WFDB header (no record line)")
+    if len(fields) < 3:
+        raise DataError(hea, "missing sampling rate in the record line")
+
+
 def read_signal(path: str | os.PathLike, lead: int | str | None = None) -> tuple[np.ndarray, float, str]:
     """Read one lead of a WFDB record: (signal in mV as float32, fs, lead name)."""
     base = record_base(path)
     hea = base + ".hea"
     if not os.path.isfile(hea):
         raise DataError(hea, "header file not found")
+    _check_record_line(hea)
     try:
         header = wfdb.rdheader(base)
     except Exception as exc:  # wfdb raises many types for a malformed header

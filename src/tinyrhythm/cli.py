@@ -1,0 +1,187 @@
+"""The `tinyrhythm` command: a thin layer over the Python API.
+
+Every command reports bad input as one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import TinyRhythmError
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, sort_keys=False))
+
+
+def _window_config(args):
+    from .windows import WindowConfig
+
+    length = args.length
+    return WindowConfig(fs=args.fs, length=length, hop=args.hop or length, purity=args.purity, short=args.short)
+
+
+def _add_window_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fs", type=float, default=62.5, help="window sampling rate in Hz (default 62.5)")
+    p.add_argument("--length", type=int, default=513, help="window length in samples (default 513)")
+    p.add_argument("--hop", type=int, default=None, help="hop between windows in samples (default: the length)")
+    p.add_argument("--purity", type=float, default=0.9, help="fraction of a window one label must cover (default 0.9)")
+    p.add_argument("--short", choices=("pad", "skip"), default="pad", help="records shorter than a window")
+
+
+def cmd_data_summary(args) -> None:
+    from .datasets.inspect import summarize
+    from .windows.store import WindowStore
+
+    target = Path(args.dataset)
+    if (target / "manifest.json").is_file() or (target / "build.json").is_file():
+        m = WindowStore(target).manifest
+        out = {"store": str(target), "patients": m["patients"], "windows": m["windows"], "classes": m["classes"],
+               "counts": m["counts"], "patients_per_split": m["patients_per_split"], "config_hash": m["config_hash"]}
+    else:
+        windows = args.windows if args.windows is not None else args.dataset != "cinc2017"
+        out = summarize(args.dataset, _window_config(args) if windows else None)
+    if args.json:
+        _print_json(out)
+    else:
+        for k, v in out.items():
+            print(f"{k:>16}: {v}")
+
+
+def cmd_data_show(args) -> None:
+    from .datasets.inspect import describe_label_file, describe_record, read_record
+
+    path = str(args.path)
+    out = describe_label_file(path) if path.endswith(".pkl.gz") else describe_record(read_record(path, args.lead))
+    if not args.json:
+        out = {k: (f"{len(v)} zones" if isinstance(v, list) else v) for k, v in out.items()}
+        for k, v in out.items():
+            print(f"{k:>10}: {v}")
+    else:
+        _print_json(out)
+
+
+def _parse_shard(text: str | None) -> tuple[int | None, int]:
+    if text is None:
+        return None, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise TinyRhythmError(f"--shard must look like i/N (e.g. 0/8), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise TinyRhythmError(f"--shard {text}: need 0 <= i < N")
+    return i, n
+
+
+def cmd_data_build(args) -> None:
+    from .windows.store import BuildConfig, build_store
+
+    shard, num = _parse_shard(args.shard)
+    if args.shards is not None:
+        if shard is not None and args.shards != num:
+            raise TinyRhythmError(f"--shards {args.shards} disagrees with --shard {args.shard}")
+        num = args.shards
+    cfg = BuildConfig(datasets=args.datasets, task=args.task, window=_window_config(args), split_seed=args.split_seed,
+                      num_shards=num, max_patients=args.max_patients, lead=args.lead)
+    manifest = build_store(args.out, cfg, shard=shard, workers=args.workers, skip_bad=args.skip_bad, quiet=args.quiet)
+    if manifest is None:
+        msg = {"store": str(args.out), "complete": False, "shard": args.shard}
+    else:
+        msg = {"store": str(args.out), "complete": True, "windows": manifest["windows"], "counts": manifest["counts"]}
+    _print_json(msg) if args.json else print(msg)
+
+
+def cmd_data_merge(args) -> None:
+    from .windows.store import merge_store
+
+    m = merge_store(args.store)
+    _print_json({"store": str(args.store), "windows": m["windows"], "counts": m["counts"]})
+
+
+def cmd_data_download(args) -> None:
+    from .datasets.base import data_root
+    from .datasets.download import PHYSIONET, download, parse_patients
+
+    out = Path(args.out) if args.out else data_root()
+    patients = parse_patients(args.patients) if args.patients else None
+    result = download(args.dataset, out, base_url=args.base_url or PHYSIONET, patients=patients, quiet=args.quiet)
+    _print_json(result) if args.json else print(result)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .datasets import DATASETS
+    from .datasets.download import SOURCES
+    from .tasks import TASKS
+
+    parser = argparse.ArgumentParser(prog="tinyrhythm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="read, summarise, window and download datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+
+    p = dsub.add_parser("summary", help="records, patients, labels and windows of a dataset or a built store")
+    p.add_argument("dataset", help=f"dataset name ({', '.join(DATASETS)}) or a store folder")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--windows", dest="windows", action="store_true", default=None, help="count windows (slow for cinc2017)")
+    p.add_argument("--no-windows", dest="windows", action="store_false")
+    _add_window_options(p)
+    p.set_defaults(func=cmd_data_summary)
+
+    p = dsub.add_parser("show", help="one record (.hea) or an Icentia11k label file (.pkl.gz)")
+    p.add_argument("path")
+    p.add_argument("--lead", default=None, help="lead index or name (default: the first)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_data_show)
+
+    p = dsub.add_parser("build", help="build (or resume) a windowed dataset store")
+    p.add_argument("datasets", nargs="+", choices=list(DATASETS), metavar="DATASET")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--out", required=True, help="store folder")
+    _add_window_options(p)
+    p.add_argument("--shard", default=None, help="build only shard i of N (i/N), e.g. on one of N machines")
+    p.add_argument("--shards", type=int, default=None, help="number of shards when building all of them here")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--max-patients", type=int, default=None, help="only the first N patients of each dataset")
+    p.add_argument("--lead", default=None, help="lead index or name for multi-lead databases")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable records (listed in the manifest) instead of stopping")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_data_build)
+
+    p = dsub.add_parser("merge", help="join the shards of a store built on several machines")
+    p.add_argument("store")
+    p.set_defaults(func=cmd_data_merge)
+
+    p = dsub.add_parser("download", help="download a full dataset from PhysioNet, verified by SHA256SUMS.txt")
+    p.add_argument("dataset", choices=list(SOURCES))
+    p.add_argument("--out", default=None, help="data root (default: $TINYRHYTHM_DATA)")
+    p.add_argument("--patients", default=None, help="Icentia11k patient ids, e.g. 0-99,512")
+    p.add_argument("--base-url", default=None, help="mirror to download from instead of PhysioNet")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_data_download)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "lead", None) is not None and str(args.lead).isdigit():
+        args.lead = int(args.lead)
+    try:
+        args.func(args)
+    except TinyRhythmError as exc:
+        print(f"tinyrhythm: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tinyrhythm: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
