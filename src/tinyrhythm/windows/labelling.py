@@ -79,8 +79,8 @@ def label_windows(record: Record, starts_native: np.ndarray, ends_native: np.nda
     labels = np.full(len(starts_native), -1, dtype=np.int8)
     if not len(starts_native):
         return labels
-    span = np.maximum(ends_native - starts_native, 1)
     ends_c = np.minimum(ends_native, n)
+    span = np.maximum(ends_c - starts_native, 1)  # zero padding of a short record does not count
     # Per-label cumulative counts: coverage of any span is then two lookups.
     best_frac = np.zeros(len(starts_native))
     for k in range(len(RHYTHM_LABELS)):

@@ -1,0 +1,57 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(os.environ.get("TINYRHYTHM_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+ICENTIA_P0 = DATA / "icentia11k" / "wfdb" / "p00" / "p00000"
+ORIGINAL = DATA / "icentia11k" / "original"
+CINC = DATA / "cinc2017" / "training2017"
+
+
+@pytest.fixture(autouse=True)
+def _data_env(monkeypatch):
+    if not DATA.is_dir():
+        pytest.fail(f"real data not found at {DATA}: set TINYRHYTHM_DATA")
+    monkeypatch.setenv("TINYRHYTHM_DATA", str(DATA))
+
+
+def run_cli(*args, env=None, check=None):
+    """Run the installed console command as a user would."""
+    e = dict(os.environ)
+    e.setdefault("TINYRHYTHM_DATA", str(DATA))
+    if env:
+        for k, v in env.items():
+            if v is None:
+                e.pop(k, None)
+            else:
+                e[k] = v
+    exe = shutil.which("tinyrhythm", path=str(Path(sys.executable).parent)) or "tinyrhythm"
+    proc = subprocess.run([exe, *map(str, args)], capture_output=True, text=True, env=e, timeout=600)
+    if check is not None:
+        assert proc.returncode == check, proc.stderr
+    return proc
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("tinyrhythm: error: "), err
+    for frag in fragments:
+        assert frag in err, (frag, err)
+
+
+def copy_record(src_base: Path, dst_dir: Path, exts=(".hea", ".dat", ".atr")) -> Path:
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    for ext in exts:
+        src = src_base.with_name(src_base.name + ext)
+        if src.exists():
+            dst = dst_dir / src.name
+            shutil.copyfile(src, dst)
+            dst.chmod(0o644)
+    return dst_dir / src_base.name
