@@ -266,9 +266,9 @@ def build_store(out: str | os.PathLike, cfg: BuildConfig, *, shard: int | None =
                 for job in _progress(todo, len(todo), desc, quiet):
                     _build_patient(job)
             _consolidate(shard_dir, part_paths, cfg, classes)
-    except BaseException:
-        if fresh and not any(out.glob("shard-*/parts/*.npz")) and not any(out.glob("shard-*/shard.json")):
-            shutil.rmtree(out, ignore_errors=True)  # nothing finished: leave no trace
+    except TinyRhythmError:
+        if fresh:  # a store this run started and could not finish is removed, not left half-written
+            shutil.rmtree(out, ignore_errors=True)
         raise
     return merge_store(out, missing_ok=True)
 
