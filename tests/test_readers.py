@@ -136,7 +136,7 @@ def test_cinc2017():
     assert ds.record_labels() == {"N": 4040, "A": 590, "O": 1965, "~": 227}
     rec = ds.read("A00004")
     assert rec.fs == 300 and rec.label == "A" and rec.zones[0].label == "AFIB"
-    assert rec.signal.dtype == np.float32 and len(rec.signal) == 9000 or len(rec.signal) > 2700
+    assert rec.signal.dtype == np.float32 and len(rec.signal) > 2700
     assert abs(float(rec.signal[0])) < 5  # mV, not ADC units
 
 
