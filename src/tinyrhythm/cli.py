@@ -111,6 +111,19 @@ def cmd_data_download(args) -> None:
     _print_json(result) if args.json else print(result)
 
 
+def cmd_models(args) -> None:
+    from .models import REGISTRY, describe
+
+    rows = [describe(name, args.num_classes, args.input_length) for name in REGISTRY]
+    if args.json:
+        _print_json(rows)
+        return
+    print(f"{'name':<8} {'blocks':>6} {'F0':>3} {'s_j':>3} {'params_table':>12} {'MACs':>11} {'float32 B':>10}")
+    for r in rows:
+        print(f"{r['name']:<8} {r['blocks']:>6} {r['initial_filters']:>3} {r['s_j']:>3} {r['params_table']:>12,} "
+              f"{r['macs']:>11,} {r['float32_bytes']:>10,}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DATASETS
     from .datasets.download import SOURCES
@@ -118,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="tinyrhythm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="the model family: sizes and MACs per window")
+    p.add_argument("--num-classes", type=int, default=3)
+    p.add_argument("--input-length", type=int, default=513)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
 
     data = sub.add_parser("data", help="read, summarise, window and download datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)

@@ -1,0 +1,42 @@
+"""One registry of named models: `create("cnn3", num_classes=4, input_length=513)`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..errors import TinyRhythmError
+from .cnn import CNNConfig, TinyRhythmCNN, count_macs, count_params_table
+
+# (blocks, initial filters, s_j) from the study's table; "teacher" is the larger model
+# used for distillation: CNN5's depth with twice its initial filters.
+REGISTRY: dict[str, CNNConfig] = {
+    "cnn1": CNNConfig(8, 2, 8),
+    "cnn2": CNNConfig(13, 2, 8),
+    "cnn3": CNNConfig(11, 2, 4),
+    "cnn4": CNNConfig(13, 2, 4),
+    "cnn5": CNNConfig(13, 4, 4),
+    "teacher": CNNConfig(13, 8, 4),
+}
+
+
+def create(name: str, num_classes: int = 3, input_length: int = 513, **overrides) -> TinyRhythmCNN:
+    try:
+        cfg = REGISTRY[name]
+    except KeyError:
+        raise TinyRhythmError(f"unknown model {name!r}; known: {', '.join(REGISTRY)}") from None
+    return TinyRhythmCNN(replace(cfg, num_classes=num_classes, input_length=input_length, **overrides))
+
+
+def describe(name: str, num_classes: int = 3, input_length: int = 513) -> dict:
+    model = create(name, num_classes, input_length)
+    cfg = model.config
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {
+        "name": name, "blocks": cfg.blocks, "initial_filters": cfg.initial_filters, "s_j": cfg.s_j,
+        "params_table": count_params_table(model), "params_trainable": trainable, "macs": count_macs(model),
+        "float32_bytes": 4 * trainable, "num_classes": num_classes, "input_length": input_length,
+        "final_length": model.final_length, "final_channels": model.final_channels,
+    }
+
+
+__all__ = ["REGISTRY", "CNNConfig", "TinyRhythmCNN", "create", "describe", "count_macs", "count_params_table"]

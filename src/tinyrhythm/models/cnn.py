@@ -1,0 +1,145 @@
+"""The study's compact residual 1-D CNN family (see shared/spec/cnn-family.md).
+
+A pre-activation residual network in the style of Hannun et al. 2019: a stem, a first
+block with an identity shortcut, B residual blocks whose filters double every s_j
+blocks (with stride 2 where they do) and a flatten + linear head. Every convolution
+uses kernel 16 with Keras-style 'same' padding, which PyTorch's `padding='same'` does
+not offer for stride 2, so padding is explicit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+KERNEL = 16
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    blocks: int
+    initial_filters: int
+    s_j: int
+    num_classes: int = 3
+    input_length: int = 513
+    kernel_size: int = KERNEL
+    dropout: float = 0.2
+
+    def filters(self, j: int) -> int:
+        return self.initial_filters * 2 ** (j // self.s_j)
+
+    def stride(self, j: int) -> int:
+        return 2 if j > 0 and j % self.s_j == 0 else 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def same_pad(length: int, kernel: int, stride: int) -> tuple[int, int]:
+    """Keras 'same': output ceil(length/stride); the odd extra sample goes on the right."""
+    out = math.ceil(length / stride)
+    total = max((out - 1) * stride + kernel - length, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv1d(nn.Conv1d):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
+        super().__init__(cin, cout, kernel, stride=stride, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, same_pad(x.shape[-1], self.kernel_size[0], self.stride[0])))
+
+
+class ResidualBlock(nn.Module):
+    """BN -> ReLU -> conv(stride) -> BN -> ReLU -> dropout -> conv, plus a max-pooled,
+    channel-zero-padded shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int, kernel: int, dropout: float):
+        super().__init__()
+        self.bn1 = nn.BatchNorm1d(cin)
+        self.conv1 = SameConv1d(cin, cout, kernel, stride)
+        self.bn2 = nn.BatchNorm1d(cout)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = SameConv1d(cout, cout, kernel)
+        self.stride, self.extra_channels = stride, cout - cin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        if self.stride > 1:
+            shortcut = F.max_pool1d(shortcut, self.stride, self.stride, ceil_mode=True)
+        if self.extra_channels:
+            shortcut = F.pad(shortcut, (0, 0, 0, self.extra_channels))
+        y = self.conv1(F.relu(self.bn1(x)))
+        y = self.conv2(self.dropout(F.relu(self.bn2(y))))
+        return y + shortcut
+
+
+class TinyRhythmCNN(nn.Module):
+    def __init__(self, cfg: CNNConfig):
+        super().__init__()
+        self.config = cfg
+        f0, k = cfg.initial_filters, cfg.kernel_size
+        self.stem = SameConv1d(1, f0, k)
+        self.stem_bn = nn.BatchNorm1d(f0)
+        self.first_conv1 = SameConv1d(f0, f0, k)
+        self.first_bn = nn.BatchNorm1d(f0)
+        self.first_dropout = nn.Dropout(cfg.dropout)
+        self.first_conv2 = SameConv1d(f0, f0, k)
+        blocks, cin, length = [], f0, cfg.input_length
+        for j in range(cfg.blocks):
+            cout, stride = cfg.filters(j), cfg.stride(j)
+            blocks.append(ResidualBlock(cin, cout, stride, k, cfg.dropout))
+            cin, length = cout, math.ceil(length / stride)
+        self.blocks = nn.Sequential(*blocks)
+        self.head_bn = nn.BatchNorm1d(cin)
+        self.final_length, self.final_channels = length, cin
+        self.fc = nn.Linear(length * cin, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [batch, 1, input_length] in mV -> logits [batch, num_classes]."""
+        x = F.relu(self.stem_bn(self.stem(x)))
+        y = self.first_conv2(self.first_dropout(F.relu(self.first_bn(self.first_conv1(x)))))
+        x = self.blocks(x + y)
+        x = F.relu(self.head_bn(x))
+        return self.fc(torch.flatten(x, 1))
+
+
+def count_params_table(model: nn.Module) -> int:
+    """Parameters as the study's (Keras) table counts them: trainable + BN running stats."""
+    n = sum(p.numel() for p in model.parameters())
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            n += m.running_mean.numel() + m.running_var.numel()
+    return n
+
+
+def count_macs(model: TinyRhythmCNN) -> int:
+    """Multiply-accumulates per window of the convolutions and the linear head."""
+    macs = 0
+    hooks = []
+
+    def conv_hook(m, inp, out):
+        nonlocal macs
+        macs += out.shape[-1] * m.out_channels * (m.in_channels // m.groups) * m.kernel_size[0]
+
+    def linear_hook(m, inp, out):
+        nonlocal macs
+        macs += m.in_features * m.out_features
+
+    for m in model.modules():
+        if isinstance(m, nn.Conv1d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 1, model.config.input_length))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return macs
