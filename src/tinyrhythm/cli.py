@@ -124,6 +124,42 @@ def cmd_models(args) -> None:
               f"{r['macs']:>11,} {r['float32_bytes']:>10,}")
 
 
+TRAIN_OVERRIDES = ("model", "task", "store", "epochs", "samples_per_epoch", "batch_size", "lr", "seed", "fs",
+                   "input_length", "hop", "threads", "device", "patience")
+
+
+def _train_config(args):
+    from .train import TrainConfig
+
+    cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    for key in TRAIN_OVERRIDES:
+        value = getattr(args, key, None)
+        if value is not None:
+            setattr(cfg, key, value)
+    from .models import REGISTRY
+    from .tasks import get_task
+
+    if cfg.model not in REGISTRY:
+        raise TinyRhythmError(f"unknown model {cfg.model!r}; known: {', '.join(REGISTRY)}")
+    get_task(cfg.task)
+    return cfg
+
+
+def cmd_train(args) -> None:
+    from .train import train
+
+    result = train(_train_config(args), args.out, resume=args.resume, quiet=args.quiet)
+    if not result:  # a non-zero rank under torchrun
+        return
+    if args.json:
+        _print_json(result)
+    else:
+        for split in ("val", "test"):
+            r = result[split]
+            extra = f"  CinC score {r['cinc_score']:.3f}  AF F1 {r['af_f1']:.3f}" if "cinc_score" in r else ""
+            print(f"{split:>5}: macro F1 {r['macro_f1']:.3f}  accuracy {r['accuracy']:.3f}{extra}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DATASETS
     from .datasets.download import SOURCES
@@ -137,6 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-length", type=int, default=513)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("train", help="train a model (also under torchrun for DistributedDataParallel)")
+    p.add_argument("--model", default=None, help="cnn1..cnn5 or teacher (default cnn3)")
+    p.add_argument("--task", default=None, choices=list(TASKS))
+    p.add_argument("--config", default=None, help="JSON file of training settings (TrainConfig); options below override it")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    p.add_argument("--store", default=None, help="window store to train on (default: built from the config into the cache)")
+    for key, typ in (("epochs", int), ("samples_per_epoch", int), ("batch_size", int), ("lr", float), ("seed", int),
+                     ("fs", float), ("input_length", int), ("hop", int), ("threads", int), ("patience", int)):
+        p.add_argument(f"--{key.replace('_', '-')}", dest=key, type=typ, default=None)
+    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"))
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="read, summarise, window and download datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)

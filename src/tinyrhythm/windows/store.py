@@ -345,6 +345,24 @@ class WindowStore:
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
+    def _per_window(self, name: str) -> np.ndarray:
+        return np.concatenate([np.load(self.path / s["name"] / f"{name}.npy") for s in self.manifest["shards"]])
+
+    def record_keys(self) -> np.ndarray:
+        """A global record number per window (records of different shards never collide)."""
+        keys, base = [], 0
+        for s in self.manifest["shards"]:
+            d = self.path / s["name"]
+            keys.append(np.load(d / "record.npy").astype(np.int64) + base)
+            base += len(json.loads((d / "shard.json").read_text())["records"])
+        return np.concatenate(keys) if keys else np.zeros(0, np.int64)
+
+    def record_names(self) -> list[str]:
+        return [r for s in self.manifest["shards"] for r in json.loads((self.path / s["name"] / "shard.json").read_text())["records"]]
+
+    def starts(self) -> np.ndarray:
+        return self._per_window("start")
+
     @property
     def fs(self) -> float:
         return float(self.manifest["fs"])

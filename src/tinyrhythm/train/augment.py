@@ -1,0 +1,53 @@
+"""Training-time augmentation on batches: NSTDB noise at random SNR, amplitude scaling,
+baseline wander. Everything draws from one torch Generator so runs repeat exactly."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..datasets.nstdb import FS as NSTDB_FS
+from ..windows.resample import resample
+from .config import AugmentConfig
+
+
+class Augmenter:
+    def __init__(self, cfg: AugmentConfig, fs: float, noise: dict[str, np.ndarray] | None):
+        self.cfg, self.fs = cfg, fs
+        # Both leads of each noise recording, resampled once to the window rate.
+        tracks = []
+        for x in (noise or {}).values():
+            for lead in range(x.shape[1]):
+                y = resample(x[:, lead].astype(np.float32), NSTDB_FS, fs)
+                tracks.append(y - y.mean())
+        self.noise = torch.from_numpy(np.stack(tracks)) if tracks else None
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """x: [batch, 1, length] in mV, modified copy returned."""
+        c, (b, _, n) = self.cfg, x.shape
+        x = x.clone()
+        u = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
+        if self.noise is not None and c.noise_prob > 0:
+            which = torch.randint(len(self.noise), (b,), generator=gen)
+            start = (u(b) * (self.noise.shape[1] - n)).long()
+            idx = start[:, None] + torch.arange(n)[None, :]
+            noise = self.noise[which[:, None], idx]
+            p_sig = x[:, 0].pow(2).mean(dim=1).clamp_min(1e-6)
+            p_noise = noise.pow(2).mean(dim=1).clamp_min(1e-9)
+            snr = c.snr_db[0] + u(b) * (c.snr_db[1] - c.snr_db[0])
+            gain = torch.sqrt(p_sig / (p_noise * 10 ** (snr / 10)))
+            gain = gain * (u(b) < c.noise_prob)
+            x[:, 0] += gain[:, None] * noise
+        if c.wander_prob > 0:
+            t = torch.arange(n) / self.fs
+            f = c.wander_hz[0] + u(b) * (c.wander_hz[1] - c.wander_hz[0])
+            phase = u(b) * 2 * math.pi
+            amp = c.wander_mv * u(b) * (u(b) < c.wander_prob)
+            x[:, 0] += amp[:, None] * torch.sin(2 * math.pi * f[:, None] * t[None, :] + phase[:, None])
+        lo, hi = math.log(c.scale[0]), math.log(c.scale[1])
+        scale = torch.exp(lo + u(b) * (hi - lo))
+        if c.invert_prob > 0:
+            scale = scale * torch.where(u(b) < c.invert_prob, -1.0, 1.0)
+        return x * scale[:, None, None]

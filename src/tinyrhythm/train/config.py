@@ -1,0 +1,76 @@
+"""Typed training configuration, saved with every run so that it can be repeated."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import TinyRhythmError
+
+
+@dataclass
+class AugmentConfig:
+    noise_prob: float = 0.5  # add NSTDB noise (bw/em/ma) to this fraction of windows
+    snr_db: tuple[float, float] = (0.0, 24.0)
+    scale: tuple[float, float] = (0.5, 2.0)  # amplitude scaling, log-uniform
+    invert_prob: float = 0.0  # lead polarity flip
+    wander_prob: float = 0.3  # synthetic baseline wander
+    wander_mv: float = 0.5
+    wander_hz: tuple[float, float] = (0.05, 0.5)
+
+
+@dataclass
+class TrainConfig:
+    model: str = "cnn3"
+    task: str = "cinc2017"
+    store: str = ""  # window store folder; empty: built from the settings below into the cache
+    datasets: list[str] | None = None  # default: the task's own dataset (cinc2017 or icentia11k)
+    fs: float = 62.5  # window sampling rate (Hz)
+    input_length: int = 513  # window length (samples)
+    hop: int = 64  # hop between training windows (samples); evaluation uses half-window hops
+    purity: float = 0.9
+    split_seed: int = 0
+    epochs: int = 40
+    samples_per_epoch: int = 8192  # windows drawn per epoch (class-balanced when `balanced`)
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 1e-3
+    schedule: str = "onecycle"  # onecycle | cosine | constant
+    balanced: bool = True  # class-balanced sampling (else class-weighted loss)
+    label_smoothing: float = 0.0
+    dropout: float = 0.2
+    patience: int = 15  # epochs without a better validation macro F1 before stopping
+    seed: int = 0
+    threads: int = 1  # CPU threads; 1 measured fastest on 2-vCPU machines (see README)
+    device: str = "auto"  # auto | cpu | cuda
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise TinyRhythmError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        aug = d.pop("augment", {}) or {}
+        aug_known = {f.name for f in dataclasses.fields(AugmentConfig)}
+        if set(aug) - aug_known:
+            raise TinyRhythmError(f"unknown augment settings: {', '.join(sorted(set(aug) - aug_known))}")
+        aug = {k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
+        return cls(**d, augment=AugmentConfig(**aug))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise TinyRhythmError(f"{path}: config file not found") from None
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise TinyRhythmError(f"{path}: not a valid training config ({exc})") from None

@@ -1,0 +1,291 @@
+"""The training loop: store -> balanced sampling -> augmentation -> model -> checkpoints.
+
+Every epoch draws its windows and its augmentation from generators seeded by
+(seed, epoch), and a checkpoint is written atomically at the end of each epoch, so a
+killed run resumed with `--resume` goes on exactly as if it had not been killed.
+Model selection uses the validation split only; the test split is scored once, at the
+end, for the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .. import models
+from ..checkpoint import load_weights, save_atomic
+from ..datasets.nstdb import load_noise
+from ..errors import TinyRhythmError
+from ..evaluate.metrics import classification_report
+from ..tasks import get_task
+from ..windows.store import WindowStore, write_json_atomic
+from .augment import Augmenter
+from .config import TrainConfig
+
+RECORD_LEVEL_DATASETS = {"cinc2017"}  # one label per record: score records, not windows
+
+
+def _dist_info() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return rank, world
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise TinyRhythmError("device 'cuda' asked for but no GPU is available")
+    return torch.device(cfg.device)
+
+
+def eval_indices(store: WindowStore, split: str) -> np.ndarray:
+    """Windows scored for a split: for record-level datasets only those at half-window hops."""
+    idx = store.indices(split)
+    if record_level(store):
+        half = store.window_length // 2
+        idx = idx[store.starts()[idx] % half == 0]
+    return idx
+
+
+def record_level(store: WindowStore) -> bool:
+    return all(s["dataset"] in RECORD_LEVEL_DATASETS for s in store.manifest["sources"])
+
+
+@torch.no_grad()
+def predict_proba(model: torch.nn.Module, store: WindowStore, idx: np.ndarray, device, batch: int = 1024) -> np.ndarray:
+    model.eval()
+    out = []
+    for i in range(0, len(idx), batch):
+        x, _ = store.batch(idx[i : i + batch])
+        out.append(torch.softmax(model(torch.from_numpy(x).unsqueeze(1).to(device)), dim=1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(store.classes)), np.float32)
+
+
+def score_split(model, store: WindowStore, split: str, device, threshold: float | None = None) -> dict:
+    """Metrics on one split; for record-level datasets the mean window probability per record."""
+    idx = eval_indices(store, split)
+    proba = predict_proba(model, store, idx, device)
+    y = store.labels[idx].astype(np.int64)
+    level = "window"
+    if record_level(store):
+        keys = store.record_keys()[idx]
+        uniq, inv = np.unique(keys, return_inverse=True)
+        summed = np.zeros((len(uniq), proba.shape[1]))
+        np.add.at(summed, inv, proba)
+        proba = summed / np.bincount(inv)[:, None]
+        y = np.zeros(len(uniq), np.int64)
+        y[inv] = store.labels[idx]
+        level = "record"
+    pred = proba.argmax(1)
+    abstained = proba.max(1) < threshold if threshold else None
+    report = classification_report(y, pred, store.classes, abstained)
+    report["level"] = level
+    return report
+
+
+def _make_optimizer(cfg: TrainConfig, model, steps_total: int):
+    if cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        raise TinyRhythmError(f"unknown optimizer {cfg.optimizer!r} (adam, adamw)")
+    if cfg.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps_total, pct_start=0.2)
+    elif cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps_total)
+    elif cfg.schedule == "constant":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    else:
+        raise TinyRhythmError(f"unknown schedule {cfg.schedule!r} (onecycle, cosine, constant)")
+    return opt, sched
+
+
+def _prepare_out(out: Path, cfg: TrainConfig, store: WindowStore, resume: bool, rank: int) -> dict | None:
+    ckpt = out / "checkpoint.pt"
+    meta = {"train": cfg.to_dict(), "store_config_hash": store.manifest["config_hash"], "store": str(store.path)}
+    if resume:
+        if not ckpt.is_file():
+            raise TinyRhythmError(f"{out}: nothing to resume (checkpoint.pt missing)")
+        saved = json.loads((out / "config.json").read_text())
+        if saved["train"] != json.loads(json.dumps(cfg.to_dict())):
+            raise TinyRhythmError(f"{out}: --resume with a different configuration than the run's config.json")
+        return load_weights(ckpt)
+    if out.exists() and any(out.iterdir()):
+        raise TinyRhythmError(f"{out}: run folder exists and is not empty (use --resume to continue it)")
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+DEFAULT_DATASETS = {"cinc2017": ["cinc2017"], "study3": ["icentia11k"], "icentia4": ["icentia11k"]}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TINYRHYTHM_CACHE", Path.home() / ".cache" / "tinyrhythm"))
+
+
+def store_config(cfg: TrainConfig):
+    from ..windows.labelling import WindowConfig
+    from ..windows.store import BuildConfig
+
+    datasets = cfg.datasets or DEFAULT_DATASETS.get(cfg.task)
+    if not datasets:
+        raise TinyRhythmError(f"task {cfg.task!r} has no default dataset: set 'datasets' or 'store' in the config")
+    window = WindowConfig(fs=cfg.fs, length=cfg.input_length, hop=cfg.hop, purity=cfg.purity)
+    return BuildConfig(datasets=list(datasets), task=cfg.task, window=window, split_seed=cfg.split_seed)
+
+
+def ensure_store(cfg: TrainConfig, quiet: bool = False, build: bool = True) -> WindowStore:
+    """The window store a config describes, built (or resumed) in the cache on first use."""
+    from ..windows.store import build_store
+
+    bc = store_config(cfg)
+    path = cache_dir() / "stores" / f"{'+'.join(bc.datasets)}-{bc.task}-{bc.digest()}"
+    if build and not (path / "manifest.json").is_file():
+        build_store(path, bc, workers=max(1, min(4, os.cpu_count() or 1)), quiet=quiet)
+    return WindowStore(path)
+
+
+def run_metadata(cfg: TrainConfig, store: WindowStore, model) -> dict:
+    task = get_task(cfg.task)
+    return {
+        "train": cfg.to_dict(),
+        "model": {"name": cfg.model, **model.config.to_dict()},
+        "task": task.to_dict(),
+        "classes": list(task.classes),
+        "window": store.manifest["config"]["window"],
+        "fs": store.fs,
+        "input_length": store.window_length,
+        "store": str(store.path),
+        "store_config_hash": store.manifest["config_hash"],
+    }
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet: bool = False) -> dict:
+    """Train one model; returns the final metrics (also written to out/metrics.json)."""
+    rank, world = _dist_info()
+    out = Path(out)
+    torch.set_num_threads(cfg.threads)
+    device = _device(cfg)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    store = WindowStore(cfg.store) if cfg.store else ensure_store(cfg, quiet=quiet or rank != 0, build=rank == 0)
+    if world > 1 and not cfg.store:
+        dist.barrier()
+        store = ensure_store(cfg, quiet=True, build=False)
+    task = get_task(cfg.task)
+    if store.classes != list(task.classes):
+        raise TinyRhythmError(f"{cfg.store}: store classes {store.classes} do not match task {cfg.task} {list(task.classes)}")
+    train_idx = store.indices("train")
+    if not len(train_idx) or not len(store.indices("val")):
+        raise TinyRhythmError(f"{cfg.store}: store has no training or no validation windows")
+
+    state = _prepare_out(out, cfg, store, resume, rank)
+    if world > 1:
+        dist.barrier()
+    torch.manual_seed(cfg.seed)
+    model = models.create(cfg.model, num_classes=len(task.classes), input_length=store.window_length, dropout=cfg.dropout)
+    model.to(device)
+    steps_per_epoch = -(-cfg.samples_per_epoch // (cfg.batch_size * world))
+    opt, sched = _make_optimizer(cfg, model, steps_per_epoch * cfg.epochs)
+    meta = run_metadata(cfg, store, model)
+    if rank == 0 and not resume:
+        write_json_atomic(out / "config.json", meta)
+    start_epoch, best, bad_epochs, history, train_seconds = 0, -1.0, 0, [], 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, best, bad_epochs = int(state["epoch"]) + 1, float(state["best"]), int(state["bad_epochs"])
+        history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
+        train_seconds = float(state["train_seconds"])
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    counts = store.class_counts("train")
+    weights = store.sample_weights("train")
+    loss_weight = None
+    if not cfg.balanced:
+        w = counts.sum() / np.maximum(counts, 1) / len(counts)
+        loss_weight = torch.tensor(w, dtype=torch.float32, device=device)
+    noise = load_noise() if cfg.augment.noise_prob > 0 else None
+    augment = Augmenter(cfg.augment, store.fs, noise)
+
+    from tqdm import tqdm
+
+    for epoch in range(start_epoch, cfg.epochs):
+        if bad_epochs >= cfg.patience:
+            break
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([cfg.seed, epoch])
+        p = weights / weights.sum() if cfg.balanced else None
+        sample = rng.choice(train_idx, size=cfg.samples_per_epoch, replace=True, p=p)[rank::world]
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        torch.manual_seed(cfg.seed * 7919 + epoch)
+        net.train()
+        losses = []
+        bar = tqdm(range(0, len(sample), cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   file=sys.stderr, disable=quiet or rank != 0, dynamic_ncols=True, leave=False)
+        for i in bar:
+            xb, yb = store.batch(sample[i : i + cfg.batch_size])
+            x = augment(torch.from_numpy(xb).unsqueeze(1), gen).to(device)
+            y = torch.from_numpy(yb).to(device)
+            loss = F.cross_entropy(net(x), y, weight=loss_weight, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        train_seconds += time.perf_counter() - t0
+        stop = torch.zeros(1)
+        if rank == 0:
+            val = score_split(model, store, "val", device)
+            improved = val["macro_f1"] > best
+            if improved:
+                best, bad_epochs = val["macro_f1"], 0
+                save_atomic(model.state_dict(), out / "model.pt")
+            else:
+                bad_epochs += 1
+            row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_macro_f1": val["macro_f1"],
+                   "val_cinc_score": val.get("cinc_score"), "lr": sched.get_last_lr()[0],
+                   "seconds": round(time.perf_counter() - t0, 2), "best": improved}
+            history.append(row)
+            write_json_atomic(out / "history.json", history)
+            save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                         "epoch": epoch, "best": best, "bad_epochs": bad_epochs, "train_seconds": train_seconds},
+                        out / "checkpoint.pt")
+            if not quiet:
+                extra = f" cinc {val['cinc_score']:.3f}" if "cinc_score" in val else ""
+                print(f"epoch {epoch + 1:3d}  loss {row['loss']:.4f}  val macro F1 {val['macro_f1']:.4f}{extra}"
+                      f"{'  *' if improved else ''}  ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
+            stop[0] = float(bad_epochs >= cfg.patience)
+        if world > 1:
+            dist.broadcast(stop, 0)
+        if stop[0] > 0:
+            break
+
+    result = {}
+    if rank == 0:
+        model.load_state_dict(load_weights(out / "model.pt"))
+        result = {
+            "model": cfg.model, "task": cfg.task, "epochs_run": len(history), "train_seconds": round(train_seconds, 1),
+            "params_table": models.count_params_table(model), "macs": models.count_macs(model),
+            "val": score_split(model, store, "val", device), "test": score_split(model, store, "test", device),
+        }
+        write_json_atomic(out / "metrics.json", result)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
