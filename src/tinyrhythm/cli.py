@@ -160,6 +160,64 @@ def cmd_train(args) -> None:
             print(f"{split:>5}: macro F1 {r['macro_f1']:.3f}  accuracy {r['accuracy']:.3f}{extra}")
 
 
+def cmd_evaluate(args) -> None:
+    from .evaluate.run import evaluate
+
+    torch_threads(args.threads)
+    r = evaluate(args.model, args.task, args.split, store=args.store, threshold=args.threshold, plot=args.plot)
+    if args.json:
+        _print_json(r)
+        return
+    print(f"{r['model']} on {r['task']} {r['split']} ({r['n']} {r['level']}s)")
+    print(f"  macro F1 {r['macro_f1']:.4f}  accuracy {r['accuracy']:.4f}"
+          + (f"  CinC score {r['cinc_score']:.4f}" if "cinc_score" in r else "")
+          + (f"  abstained {r['abstention_rate']:.1%}" if r["threshold"] else ""))
+    for c, m in r["per_class"].items():
+        print(f"  {c:>10}: precision {m['precision']:.3f} recall {m['recall']:.3f} F1 {m['f1']:.3f} (n={m['support']})")
+    if r.get("confusion_png"):
+        print(f"  confusion matrix: {r['confusion_png']}")
+
+
+def torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+def cmd_predict(args) -> None:
+    from .datasets.files import expand, read_any
+    from .inference import load_model, predict_signals
+
+    torch_threads(args.threads)
+    lm = load_model(args.model)
+    paths = expand(args.paths)
+    chunk = 512  # records per batch: bounded memory for folders of any size
+    for i in range(0, len(paths), chunk):
+        items = [read_any(p, args.fs, args.lead) for p in paths[i : i + chunk]]
+        probs = predict_signals(lm, [(sig, fs) for _, sig, fs in items])
+        for (name, _, _), p in zip(items, probs):
+            label = lm.classes[int(p.argmax())]
+            if args.json:
+                _print_json({"record": name, "label": label,
+                             "probabilities": {c: round(float(v), 4) for c, v in zip(lm.classes, p)}})
+            else:
+                print(f"{name}\t{label}\t{float(p.max()):.3f}")
+        sys.stdout.flush()
+
+
+def cmd_zoo_list(args) -> None:
+    from . import zoo
+
+    rows = zoo.listing()
+    if args.json:
+        _print_json(rows)
+        return
+    for r in rows:
+        m = r.get("metrics") or {}
+        print(f"{r['name']:<12} {r['task']:<10} {r['params_table']:>7,} params {r['weight_bytes']:>8,} B  "
+              f"CinC {m.get('cinc_score', float('nan')):.3f}  macro F1 {m.get('macro_f1', float('nan')):.3f}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DATASETS
     from .datasets.download import SOURCES
@@ -188,6 +246,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a run or zoo model on a split of its task")
+    p.add_argument("model", help="run folder or zoo name")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--store", default=None, help="window store (default: the one the model was trained on)")
+    p.add_argument("--threshold", type=float, default=None, help="abstain when the top probability is below this")
+    p.add_argument("--plot", default=None, help="confusion matrix PNG (default for a run: RUN/confusion_SPLIT.png)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify records: WFDB, CinC .mat/.hea, .csv/.npy (with --fs), folders")
+    p.add_argument("--model", required=True, help="run folder or zoo name")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--fs", type=float, default=None, help="sampling rate of .csv/.npy signals")
+    p.add_argument("--lead", default=None, help="lead index or name of multi-lead records (default: the first)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("zoo", help="the shipped pretrained models")
+    zsub = p.add_subparsers(dest="zoo_command", required=True)
+    z = zsub.add_parser("list", help="list zoo models with their sizes and test metrics")
+    z.add_argument("--json", action="store_true")
+    z.set_defaults(func=cmd_zoo_list)
 
     data = sub.add_parser("data", help="read, summarise, window and download datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)

@@ -1,0 +1,86 @@
+"""Signals from the files a user points a model at: WFDB records, CinC .mat/.hea,
+one-column CSV and .npy (these two with an explicit sampling rate), or folders of them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .record import check_fs, check_signal
+from .wfdb_io import read_signal, record_base
+
+WFDB_SUFFIXES = (".hea", ".mat", ".dat")
+ARRAY_SUFFIXES = (".csv", ".npy")
+
+
+def expand(paths: list[str | os.PathLike]) -> list[Path]:
+    """Files to read: folders become their records (.hea, else .csv/.npy), sorted."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.hea")) or sorted(q for q in p.iterdir() if q.suffix in ARRAY_SUFFIXES)
+            if not found:
+                raise DataError(p, "folder holds no records (.hea, .csv or .npy)")
+            out.extend(found)
+        elif p.suffix in WFDB_SUFFIXES:
+            out.append(Path(record_base(p) + ".hea"))
+        elif p.suffix in ARRAY_SUFFIXES:
+            out.append(p)
+        elif not p.exists():
+            raise DataError(p, "no such file or folder")
+        else:
+            raise DataError(p, f"unsupported file type {p.suffix!r} (expected .hea, .mat, .dat, .csv, .npy or a folder)")
+    seen, unique = set(), []
+    for p in out:
+        if p not in seen:
+            seen.add(p)
+            unique.append(p)
+    return unique
+
+
+def read_array(path: Path, fs: float | None, lead: int | None) -> tuple[np.ndarray, float]:
+    if fs is None:
+        raise DataError(path, "a .csv or .npy signal needs its sampling rate: pass --fs")
+    check_fs(fs, str(path))
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        if path.suffix == ".npy":
+            x = np.load(path, allow_pickle=False)
+        else:
+            with open(path) as f:
+                first = f.readline()
+            skip = 0 if first.strip() and all(_is_number(v) for v in first.replace(";", ",").split(",")) else 1
+            x = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+    except (ValueError, OSError) as exc:
+        raise DataError(path, f"unreadable signal file ({str(exc).splitlines()[0][:160]})") from None
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2:
+        k = lead or 0
+        if x.shape[1] == 1 and k == 0:
+            x = x[:, 0]
+        elif 0 <= k < x.shape[1]:
+            x = x[:, k]
+        else:
+            raise DataError(path, f"lead {k} does not exist; the file has {x.shape[1]} column(s)")
+    return check_signal(x, str(path)), float(fs)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def read_any(path: Path, fs: float | None = None, lead: int | str | None = None) -> tuple[str, np.ndarray, float]:
+    """(record name, signal in mV as float32, sampling rate)."""
+    if path.suffix in ARRAY_SUFFIXES:
+        signal, rate = read_array(path, fs, None if lead is None else int(lead))
+        return path.stem, signal, rate
+    signal, rate, _ = read_signal(path, lead)
+    return Path(record_base(path)).name, signal, rate

@@ -1,0 +1,46 @@
+"""Evaluating a run folder or zoo model on a split of its task's window store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import TinyRhythmError
+from ..inference import load_model
+from ..train.config import TrainConfig
+from ..train.loop import ensure_store, score_split
+from ..windows.split import SPLITS
+from ..windows.store import WindowStore
+from .plots import confusion_png
+
+
+def evaluate(model: str, task: str, split: str = "test", store: str | None = None, threshold: float | None = None,
+             plot: str | None = None) -> dict:
+    if split not in SPLITS:
+        raise TinyRhythmError(f"unknown split {split!r} (train, val, test)")
+    if threshold is not None and not 0 < threshold < 1:
+        raise TinyRhythmError(f"--threshold must lie in (0, 1), got {threshold}")
+    lm = load_model(model)
+    if lm.task != task:
+        raise TinyRhythmError(f"{model}: model was trained for task {lm.task!r}, not {task!r}")
+    train_cfg = lm.meta.get("train") or lm.meta.get("card", {}).get("train")
+    if store:
+        ws = WindowStore(store)
+    elif train_cfg and train_cfg.get("store") and Path(train_cfg["store"]).is_dir():
+        ws = WindowStore(train_cfg["store"])
+    elif train_cfg:
+        ws = ensure_store(TrainConfig.from_dict({**train_cfg, "store": ""}))
+    else:
+        raise TinyRhythmError(f"{model}: no training config to find its data; pass --store")
+    if ws.classes != lm.classes or abs(ws.fs - lm.fs) > 1e-9 or ws.window_length != lm.input_length:
+        raise TinyRhythmError(f"{ws.path}: store ({ws.classes}, {ws.fs} Hz, {ws.window_length} samples) does not fit "
+                              f"model ({lm.classes}, {lm.fs} Hz, {lm.input_length} samples)")
+    report = score_split(lm.model, ws, split, torch.device("cpu"), threshold)
+    report = {"model": lm.name, "task": task, "split": split, "threshold": threshold, **report}
+    if plot is None and Path(model).is_dir():
+        plot = str(Path(model) / f"confusion_{split}.png")
+    if plot:
+        confusion_png(report["confusion_matrix"], lm.classes, plot, f"{lm.name} {task} {split} ({report['level']}s)")
+        report["confusion_png"] = str(plot)
+    return report

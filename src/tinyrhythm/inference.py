@@ -1,0 +1,94 @@
+"""Loading a trained model (run folder or zoo name) and classifying whole recordings.
+
+A recording longer than one window is cut into windows at half-window hops (the last
+window aligned to the end, so no part of the signal is left out) and classified by the
+mean of the windows' class probabilities. A recording shorter than a window is
+zero-padded to one window.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import models
+from .checkpoint import load_weights
+from .errors import DataError, TinyRhythmError
+from .windows.resample import resample
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: torch.nn.Module
+    classes: list[str]
+    fs: float
+    input_length: int
+    meta: dict
+
+    @property
+    def task(self) -> str:
+        return self.meta["task"]["name"]
+
+
+def load_run(path: str | os.PathLike) -> LoadedModel:
+    path = Path(path)
+    cfg_path = path / "config.json"
+    if not cfg_path.is_file():
+        raise DataError(path, "not a run folder (config.json missing)")
+    meta = json.loads(cfg_path.read_text())
+    m = meta["model"]
+    model = models.create(m["name"], num_classes=m["num_classes"], input_length=m["input_length"])
+    try:
+        model.load_state_dict(load_weights(path / "model.pt"))
+    except RuntimeError as exc:
+        raise DataError(path / "model.pt", f"weights do not fit model {m['name']} ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return LoadedModel(path.name, model, meta["classes"], float(meta["fs"]), int(meta["input_length"]), meta)
+
+
+def load_model(name_or_path: str | os.PathLike) -> LoadedModel:
+    """A run folder, or the name of a shipped zoo model."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        return load_run(p)
+    from . import zoo
+
+    if str(name_or_path) in zoo.names():
+        return zoo.load(str(name_or_path))
+    raise TinyRhythmError(f"{name_or_path}: neither a run folder nor a zoo model (zoo: {', '.join(zoo.names()) or 'empty'})")
+
+
+def record_windows(signal: np.ndarray, fs: float, target_fs: float, length: int) -> np.ndarray:
+    """[n, length] windows at half-window hops covering the whole (resampled) signal."""
+    x = resample(signal, fs, target_fs)
+    if len(x) <= length:
+        return np.pad(x, (0, length - len(x)))[None, :]
+    hop = length // 2
+    starts = list(range(0, len(x) - length + 1, hop))
+    if starts[-1] != len(x) - length:
+        starts.append(len(x) - length)
+    return np.stack([x[s : s + length] for s in starts])
+
+
+@torch.no_grad()
+def predict_signals(lm: LoadedModel, signals: list[tuple[np.ndarray, float]], batch: int = 2048) -> np.ndarray:
+    """Class probabilities [n_records, n_classes], windows of many records batched together."""
+    wins = [record_windows(s, fs, lm.fs, lm.input_length) for s, fs in signals]
+    counts = np.array([len(w) for w in wins])
+    if not len(wins):
+        return np.zeros((0, len(lm.classes)), np.float32)
+    x = np.concatenate(wins).astype(np.float32)
+    probs = []
+    for i in range(0, len(x), batch):
+        probs.append(torch.softmax(lm.model(torch.from_numpy(x[i : i + batch]).unsqueeze(1)), dim=1).numpy())
+    p = np.concatenate(probs)
+    owner = np.repeat(np.arange(len(wins)), counts)
+    out = np.zeros((len(wins), p.shape[1]))
+    np.add.at(out, owner, p)
+    return (out / counts[:, None]).astype(np.float32)
