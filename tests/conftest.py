@@ -10,6 +10,7 @@ DATA = Path(os.environ.get("TINYRHYTHM_DATA", Path(__file__).resolve().parents[1
 ICENTIA_P0 = DATA / "icentia11k" / "wfdb" / "p00" / "p00000"
 ORIGINAL = DATA / "icentia11k" / "original"
 CINC = DATA / "cinc2017" / "training2017"
+os.environ["TINYRHYTHM_DATA"] = str(DATA)  # module-scoped fixtures run before monkeypatch
 
 
 @pytest.fixture(autouse=True)

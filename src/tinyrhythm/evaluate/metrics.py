@@ -30,6 +30,15 @@ def classification_report(y_true, y_pred, classes: list[str], abstained: np.ndar
         abst_rate = float(np.mean(abstained)) if n_total else 0.0
         y_true, y_pred = y_true[~abstained], y_pred[~abstained]
     labels = list(range(len(classes)))
+    if not len(y_true):  # everything abstained (or nothing to score): all scores are 0
+        y_true = y_pred = np.zeros(0, dtype=np.int64)
+        zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        out = {"n": 0, "accuracy": 0.0, "macro_f1": 0.0, "per_class": {c: dict(zero) for c in classes},
+               "confusion_matrix": [[0] * len(classes) for _ in classes], "classes": list(classes),
+               "abstention_rate": abst_rate}
+        if {"N", "A", "O"} <= set(classes):
+            out["cinc_score"], out["af_f1"] = 0.0, 0.0
+        return out
     p, r, f, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     out = {
         "n": int(len(y_true)),

@@ -1,0 +1,173 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from tinyrhythm.checkpoint import load_weights
+from tinyrhythm.evaluate.metrics import cinc2017_score, classification_report
+from tinyrhythm.windows.labelling import WindowConfig
+from tinyrhythm.windows.store import BuildConfig, build_store
+
+from conftest import CINC, DATA, assert_one_line_error, run_cli
+
+BIN = os.path.dirname(sys.executable)
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    out = tmp_path_factory.mktemp("store") / "cinc"
+    build_store(out, BuildConfig(["cinc2017"], "cinc2017", WindowConfig(fs=62.5, hop=128), max_patients=400),
+                workers=2, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_run(small_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    proc = _train(small_store, out, "--json")
+    return out, json.loads(proc.stdout)
+
+
+def _train(store, out, *extra, check=0):
+    return run_cli("train", "--model", "cnn1", "--task", "cinc2017", "--store", store, "--epochs", "2",
+                   "--samples-per-epoch", "256", "--batch-size", "64", "--out", out, "--quiet", *extra, check=check)
+
+
+def test_train_writes_a_complete_run(trained_run):
+    run, result = trained_run
+    assert {p.name for p in run.iterdir()} >= {"config.json", "model.pt", "checkpoint.pt", "history.json", "metrics.json"}
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["train"]["model"] == "cnn1" and cfg["train"]["batch_size"] == 64 and cfg["classes"] == ["N", "A", "O", "~"]
+    assert len(cfg["store_config_hash"]) == 16 and cfg["fs"] == 62.5
+    assert len(json.loads((run / "history.json").read_text())) == 2
+    for split in ("val", "test"):
+        r = result[split]
+        assert r["level"] == "record" and set(r["per_class"]) == {"N", "A", "O", "~"}
+        assert {"macro_f1", "accuracy", "cinc_score", "af_f1", "confusion_matrix"} <= set(r)
+    assert result["params_table"] == 4455 + 513 * 2 + 1  # 4 classes instead of 3
+    # model.pt holds tensors only and loads with weights_only=True
+    assert all(isinstance(v, torch.Tensor) for v in load_weights(run / "model.pt").values())
+
+
+def test_same_seed_same_weights(small_store, trained_run, tmp_path):
+    _train(small_store, tmp_path / "b")
+    _train(small_store, tmp_path / "c", "--seed", "1")
+    a = load_weights(trained_run[0] / "checkpoint.pt")["model"]
+    b, c = (load_weights(tmp_path / n / "checkpoint.pt")["model"] for n in "bc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_result(small_store, tmp_path):
+    args = ["train", "--model", "cnn1", "--task", "cinc2017", "--store", str(small_store), "--epochs", "4",
+            "--samples-per-epoch", "3072", "--batch-size", "64", "--quiet"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([os.path.join(BIN, "tinyrhythm"), *args, "--out", str(killed)],
+                            env={**os.environ, "TINYRHYTHM_DATA": str(DATA)})
+    history = killed / "history.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (history.is_file() and len(json.loads(history.read_text() or "[]")) >= 1):
+        time.sleep(0.1)
+    time.sleep(1.0)  # now inside epoch 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "metrics.json").exists()
+    done = len(json.loads(history.read_text()))
+    assert 1 <= done < 4
+    assert_one_line_error(run_cli(*args, "--out", killed), "not empty", "--resume")
+    run_cli(*args, "--out", killed, "--resume", check=0)
+    clean = tmp_path / "clean"
+    run_cli(*args, "--out", clean, check=0)
+    a, b = load_weights(killed / "model.pt"), load_weights(clean / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(json.loads(history.read_text())) == 4
+    assert json.loads((killed / "metrics.json").read_text())["test"] == json.loads((clean / "metrics.json").read_text())["test"]
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(small_store, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "TINYRHYTHM_DATA": str(DATA), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([os.path.join(BIN, "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "tinyrhythm.cli",
+                           "train", "--model", "cnn1", "--task", "cinc2017", "--store", str(small_store), "--epochs", "2",
+                           "--samples-per-epoch", "512", "--batch-size", "64", "--out", str(out), "--quiet", "--json"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["epochs_run"] == 2 and "cinc_score" in result["test"]
+    hist = json.loads((out / "history.json").read_text())
+    assert len(hist) == 2
+
+
+def test_evaluate_cli_json_and_png(trained_run):
+    run = trained_run[0]
+    proc = run_cli("evaluate", run, "--task", "cinc2017", "--split", "test", "--json", check=0)
+    r = json.loads(proc.stdout)
+    cm = np.array(r["confusion_matrix"])
+    assert cm.sum() == r["n"] and r["split"] == "test"
+    f1 = [2 * cm[c, c] / (cm[c].sum() + cm[:, c].sum()) if cm[c].sum() + cm[:, c].sum() else 0 for c in range(3)]
+    assert r["cinc_score"] == pytest.approx(np.mean(f1))
+    png = run / "confusion_test.png"
+    assert r["confusion_png"] == str(png) and png.stat().st_size > 5000
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(png)
+    assert img.std() > 0.05  # not a blank picture
+    r2 = json.loads(run_cli("evaluate", run, "--task", "cinc2017", "--threshold", "0.6", "--json", check=0).stdout)
+    assert 0 <= r2["abstention_rate"] <= 1 and r2["n"] == round(cm.sum() * (1 - r2["abstention_rate"]))
+    assert_one_line_error(run_cli("evaluate", run, "--task", "study3"), "trained for task 'cinc2017'")
+
+
+def test_cinc_score_by_hand():
+    classes = ["N", "A", "O", "~"]
+    y = np.array([0, 0, 0, 1, 1, 2, 2, 3])
+    p = np.array([0, 0, 1, 1, 2, 2, 2, 0])
+    # F1_N = 2*2/(3+3), F1_A = 2*1/(2+2), F1_O = 2*2/(2+3)
+    assert cinc2017_score(y, p, classes) == pytest.approx(np.mean([4 / 6, 2 / 4, 4 / 5]))
+    r = classification_report(y, p, classes)
+    assert r["af_f1"] == pytest.approx(0.5) and r["per_class"]["~"]["f1"] == 0
+
+
+def test_predict_on_files_of_every_kind(trained_run, tmp_path):
+    run = trained_run[0]
+    import wfdb
+
+    x = wfdb.rdrecord(str(CINC / "A00001")).p_signal[:, 0]
+    np.save(tmp_path / "a1.npy", x)
+    np.savetxt(tmp_path / "a1.csv", x, header="ecg_mv", comments="")
+    proc = run_cli("predict", "--model", run, "--json", CINC / "A00001.hea", CINC / "A00004.mat",
+                   tmp_path / "a1.npy", tmp_path / "a1.csv", DATA / "mitdb" / "100.hea", "--fs", "300", check=0)
+    lines = [json.loads(l) for l in proc.stdout.splitlines()]
+    assert [l["record"] for l in lines] == ["A00001", "A00004", "a1", "a1", "100"]
+    for l in lines:
+        assert l["label"] in ("N", "A", "O", "~") and set(l["probabilities"]) == {"N", "A", "O", "~"}
+        assert sum(l["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    # the same signal gives the same answer whatever its file type
+    assert lines[0]["probabilities"] == lines[2]["probabilities"] == lines[3]["probabilities"]
+    assert_one_line_error(run_cli("predict", "--model", run, tmp_path / "a1.npy"), "a1.npy", "--fs")
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    assert_one_line_error(run_cli("predict", "--model", run, tmp_path / "bad.npy", "--fs", "250"), "bad.npy")
+    assert_one_line_error(run_cli("predict", "--model", "cnn9", CINC / "A00001.hea"), "cnn9")
+
+
+def test_folder_prediction_and_bad_configs(small_store, trained_run, tmp_path):
+    run = trained_run[0]
+    folder = tmp_path / "recs"
+    folder.mkdir()
+    for n in ("A00001", "A00003", "A00004"):
+        for ext in (".hea", ".mat"):
+            (folder / f"{n}{ext}").write_bytes((CINC / f"{n}{ext}").read_bytes())
+    out = run_cli("predict", "--model", run, folder, check=0).stdout.splitlines()
+    assert [l.split("\t")[0] for l in out] == ["A00001", "A00003", "A00004"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"epochz": 3}')
+    assert_one_line_error(run_cli("train", "--config", bad, "--out", tmp_path / "x"), "epochz")
+    assert_one_line_error(_train(small_store, tmp_path / "y", "--resume", check=None), "nothing to resume")
+    assert_one_line_error(run_cli("train", "--model", "cnn9", "--out", tmp_path / "z"), "cnn9")
