@@ -134,3 +134,18 @@ def test_killed_build_resumes(tmp_path):
         np.testing.assert_array_equal(np.load(out / "shard-0000-of-0001" / f"{name}.npy"),
                                       np.load(clean / "shard-0000-of-0001" / f"{name}.npy"))
     assert not list(out.rglob("*.tmp"))
+
+
+def test_split_by_record_for_single_patient_demos(tmp_path):
+    from tinyrhythm.windows.labelling import WindowConfig
+
+    cfg = BuildConfig(["icentia11k"], "study3", WindowConfig(fs=62.5, hop=513), split_by="record")
+    m = build_store(tmp_path / "st", cfg, quiet=True)
+    store = WindowStore(tmp_path / "st")
+    assert all(m["patients_per_split"][s] == 1 for s in SPLITS)  # one patient in all three: demo only
+    names = store.record_names()
+    keys = store.record_keys()
+    for k in np.unique(keys):  # each record lies wholly in the split its own hash gives
+        splits = np.unique(store.splits[keys == k])
+        assert len(splits) == 1 and SPLITS[splits[0]] == assign_split(f"icentia11k/00000/{names[k]}")
+    assert BuildConfig(["icentia11k"], "study3").digest() != cfg.digest()

@@ -85,7 +85,7 @@ def cmd_data_build(args) -> None:
             raise TinyRhythmError(f"--shards {args.shards} disagrees with --shard {args.shard}")
         num = args.shards
     cfg = BuildConfig(datasets=args.datasets, task=args.task, window=_window_config(args), split_seed=args.split_seed,
-                      num_shards=num, max_patients=args.max_patients, lead=args.lead)
+                      num_shards=num, max_patients=args.max_patients, lead=args.lead, split_by=args.split_by)
     manifest = build_store(args.out, cfg, shard=shard, workers=args.workers, skip_bad=args.skip_bad, quiet=args.quiet)
     if manifest is None:
         msg = {"store": str(args.out), "complete": False, "shard": args.shard}
@@ -299,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", type=int, default=None, help="number of shards when building all of them here")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
     p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--split-by", choices=("patient", "record"), default="patient",
+                   help="'record' only for single-patient demonstrations: it puts one patient in several splits")
     p.add_argument("--max-patients", type=int, default=None, help="only the first N patients of each dataset")
     p.add_argument("--lead", default=None, help="lead index or name for multi-lead databases")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable records (listed in the manifest) instead of stopping")

@@ -32,6 +32,7 @@ class TrainConfig:
     hop: int = 64  # hop between training windows (samples); evaluation uses half-window hops
     purity: float = 0.9
     split_seed: int = 0
+    split_by: str = "patient"  # "record" only to demonstrate training on a single patient
     epochs: int = 40
     samples_per_epoch: int = 8192  # windows drawn per epoch (class-balanced when `balanced`)
     batch_size: int = 128

@@ -142,7 +142,8 @@ def store_config(cfg: TrainConfig):
     if not datasets:
         raise TinyRhythmError(f"task {cfg.task!r} has no default dataset: set 'datasets' or 'store' in the config")
     window = WindowConfig(fs=cfg.fs, length=cfg.input_length, hop=cfg.hop, purity=cfg.purity)
-    return BuildConfig(datasets=list(datasets), task=cfg.task, window=window, split_seed=cfg.split_seed)
+    return BuildConfig(datasets=list(datasets), task=cfg.task, window=window, split_seed=cfg.split_seed,
+                       split_by=cfg.split_by)
 
 
 def ensure_store(cfg: TrainConfig, quiet: bool = False, build: bool = True) -> WindowStore:

@@ -55,12 +55,20 @@ class BuildConfig:
     num_shards: int = 1
     max_patients: int | None = None  # first N patients per dataset (sorted), for subsets
     lead: int | str | None = None
+    # "patient" (the study's rule). "record" splits a patient's records apart: only for
+    # demonstrations on a single patient, since it lets one patient's ECG into two splits.
+    split_by: str = "patient"
+
+    def __post_init__(self):
+        if self.split_by not in ("patient", "record"):
+            raise TinyRhythmError(f"split_by must be 'patient' or 'record', got {self.split_by!r}")
 
     def to_dict(self) -> dict:
         return {
             "datasets": list(self.datasets), "task": self.task, "window": self.window.to_dict(),
             "split_seed": self.split_seed, "split_fractions": list(FRACTIONS), "num_shards": self.num_shards,
             "max_patients": self.max_patients, "lead": self.lead, "format_version": FORMAT_VERSION,
+            **({"split_by": self.split_by} if self.split_by != "patient" else {}),
         }
 
     def digest(self) -> str:
@@ -70,7 +78,7 @@ class BuildConfig:
     def from_dict(cls, d: dict) -> "BuildConfig":
         return cls(datasets=d["datasets"], task=d["task"], window=WindowConfig(**d["window"]),
                    split_seed=d["split_seed"], num_shards=d["num_shards"], max_patients=d.get("max_patients"),
-                   lead=d.get("lead"))
+                   lead=d.get("lead"), split_by=d.get("split_by", "patient"))
 
 
 def shard_of(patient_id: str, num_shards: int) -> int:
@@ -114,8 +122,7 @@ def _build_patient(job: tuple) -> dict:
     task = get_task(cfg.task)
     class_of_rhythm = np.array([task.class_index(r) for r in RHYTHM_LABELS] + [-1], dtype=np.int8)
     ds = _dataset(name, root, lead)
-    split = SPLITS.index(assign_split(patient, cfg.split_seed))
-    out = {k: [] for k in ("windows", "labels", "rhythm", "record", "start")}
+    out = {k: [] for k in ("windows", "labels", "rhythm", "record", "start", "split")}
     records, skipped = [], []
     try:
         for rec in ds.records(patient):
@@ -127,6 +134,8 @@ def _build_patient(job: tuple) -> dict:
             out["rhythm"].append(rhythm[keep])
             out["start"].append(starts[keep])
             out["record"].append(np.full(int(keep.sum()), len(records), dtype=np.int32))
+            unit = patient if cfg.split_by == "patient" else f"{patient}/{rec.record_id}"
+            out["split"].append(np.full(int(keep.sum()), SPLITS.index(assign_split(unit, cfg.split_seed)), dtype=np.int8))
             records.append(rec.record_id)
     except DataError as exc:
         if not skip_bad:
@@ -139,7 +148,7 @@ def _build_patient(job: tuple) -> dict:
     with open(tmp, "wb") as f:
         np.savez(f, windows=arrays["windows"].astype(np.float32), labels=arrays["labels"].astype(np.int8),
                  rhythm=arrays["rhythm"].astype(np.int8), record=arrays["record"].astype(np.int32),
-                 start=arrays["start"].astype(np.int64), split=np.int8(split),
+                 start=arrays["start"].astype(np.int64), split=arrays["split"].astype(np.int8),
                  meta=np.frombuffer(json.dumps({"patient": patient, "records": records, "skipped": skipped}).encode(), np.uint8))
     # No fsync per part: a killed process loses nothing the page cache holds, and
     # thousands of fsyncs would dominate the build of short records (CinC).
@@ -188,9 +197,8 @@ def _consolidate(shard_dir: Path, parts: list[Path], cfg: BuildConfig, classes: 
         with np.load(p) as z:
             m = len(z["labels"])
             arr["windows"][at : at + m] = z["windows"]
-            for k in ("labels", "rhythm", "start"):
+            for k in ("labels", "rhythm", "start", "split"):
                 arr[k][at : at + m] = z[k]
-            arr["split"][at : at + m] = z["split"]
             arr["patient"][at : at + m] = pi
             arr["record"][at : at + m] = z["record"] + len(records)
         patients.append(meta["patient"])
@@ -206,9 +214,8 @@ def _consolidate(shard_dir: Path, parts: list[Path], cfg: BuildConfig, classes: 
     labels = np.load(shard_dir / "labels.npy")
     split = np.load(shard_dir / "split.npy")
     counts = {s: {c: int(((split == si) & (labels == ci)).sum()) for ci, c in enumerate(classes)} for si, s in enumerate(SPLITS)}
-    patients_per_split = {s: 0 for s in SPLITS}
-    for meta, p in zip(metas, parts):
-        patients_per_split[assign_split(meta["patient"], cfg.split_seed)] += 1
+    patient = np.load(shard_dir / "patient.npy")
+    patients_per_split = {s: int(len(np.unique(patient[split == si]))) for si, s in enumerate(SPLITS)}
     info = {"config_hash": cfg.digest(), "windows": n, "patients": patients, "records": records,
             "skipped": skipped, "counts": counts, "patients_per_split": patients_per_split}
     write_json_atomic(shard_dir / "shard.json", info)

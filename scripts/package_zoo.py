@@ -1,0 +1,82 @@
+"""Copy trained runs into the package's model zoo with a model card each.
+
+    python scripts/package_zoo.py NAME=RUN_DIR [NAME=RUN_DIR ...]
+
+The card records the architecture, task, labels, input rate and length, the weights'
+SHA-256, sizes, the training config and data (store config hash), and the run's
+validation and test metrics as measured by the training run (test scored once, after
+model selection on validation).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from tinyrhythm import models
+from tinyrhythm.zoo import CARDS_DIR, WEIGHTS_DIR, sha256
+
+LIMITS = ("Trained on {n_train} CinC 2017 training records (AliveCor handheld, lead I, 300 Hz, 9-61 s), "
+          "our own patient-level 64/16/20 split of the 6,822 shared records. Not a medical device. "
+          "Untested on Holter or chest-strap ECG, on paediatric ECG and on other leads; "
+          "flutter is labelled 'other rhythm' in this task.")
+
+
+def card_for(name: str, run: Path) -> dict:
+    cfg = json.loads((run / "config.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    arch = cfg["model"]["name"]
+    model = models.create(arch, num_classes=len(cfg["classes"]), input_length=cfg["input_length"])
+    trainable = sum(p.numel() for p in model.parameters())
+
+    def pick(r):
+        out = {k: round(r[k], 4) for k in ("cinc_score", "macro_f1", "af_f1", "accuracy") if k in r}
+        out["per_class_f1"] = {c: round(v["f1"], 4) for c, v in r["per_class"].items()}
+        out["n"], out["level"] = r["n"], r["level"]
+        return out
+
+    return {
+        "name": name,
+        "architecture": arch,
+        "task": cfg["task"]["name"],
+        "labels": cfg["classes"],
+        "fs": cfg["fs"],
+        "input_length": cfg["input_length"],
+        "params_table": models.count_params_table(model),
+        "params_trainable": trainable,
+        "macs": models.count_macs(model),
+        "weight_bytes": 4 * trainable,
+        "weights": f"{name}.pt",
+        "metrics": pick(metrics["test"]),
+        "val_metrics": pick(metrics["val"]),
+        "split": "test",
+        "train": cfg["train"],
+        "store_config_hash": cfg["store_config_hash"],
+        "window": cfg["window"],
+        "epochs_run": metrics["epochs_run"],
+        "train_seconds": metrics["train_seconds"],
+        "aggregation": "mean of window probabilities over half-window hops",
+        "limitations": LIMITS.format(n_train="about 4,300"),
+    }
+
+
+def main(argv: list[str]) -> None:
+    WEIGHTS_DIR.mkdir(exist_ok=True)
+    CARDS_DIR.mkdir(exist_ok=True)
+    for item in argv:
+        name, run = item.split("=", 1)
+        run = Path(run)
+        card = card_for(name, run)
+        dst = WEIGHTS_DIR / card["weights"]
+        shutil.copyfile(run / "model.pt", dst)
+        card["sha256"] = sha256(dst)
+        card["file_bytes"] = dst.stat().st_size
+        (CARDS_DIR / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+        print(f"{name}: {card['params_table']} params, test CinC {card['metrics'].get('cinc_score')}, "
+              f"macro F1 {card['metrics']['macro_f1']}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
