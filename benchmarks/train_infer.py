@@ -73,6 +73,13 @@ def main() -> None:
         comp = train_rate(models.create(name, n_cls, store.window_length), args.batches, bs, lambda: (xr, yr))
         print(f"{name:<8} {e2e:15.0f} {comp:17.0f} {e2e / comp:6.2f}")
 
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        rate = train_rate(models.create("cnn3", n_cls, store.window_length), args.batches, bs, lambda: (xr, yr))
+        print(f"cnn3 compute-only with {threads} thread(s): {rate:.0f} w/s")
+    torch.set_num_threads(1)
+
     print("\ninference, 1 thread, batch 256")
     print(f"{'model':<8} {'windows/s':>10} {'ms/window':>10}")
     x = torch.randn(256, 1, store.window_length)

@@ -36,7 +36,8 @@ def trained_run(small_store, tmp_path_factory):
 
 def _train(store, out, *extra, check=0):
     return run_cli("train", "--model", "cnn1", "--task", "cinc2017", "--store", store, "--epochs", "2",
-                   "--samples-per-epoch", "256", "--batch-size", "64", "--out", out, "--quiet", *extra, check=check)
+                   "--samples-per-epoch", "256", "--batch-size", "64", "--threads", "1", "--out", out, "--quiet", *extra,
+                   check=check)
 
 
 def test_train_writes_a_complete_run(trained_run):
@@ -67,7 +68,7 @@ def test_same_seed_same_weights(small_store, trained_run, tmp_path):
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(small_store, tmp_path):
     args = ["train", "--model", "cnn1", "--task", "cinc2017", "--store", str(small_store), "--epochs", "4",
-            "--samples-per-epoch", "3072", "--batch-size", "64", "--quiet"]
+            "--samples-per-epoch", "2048", "--batch-size", "64", "--threads", "1", "--quiet"]
     killed = tmp_path / "killed"
     proc = subprocess.Popen([os.path.join(BIN, "tinyrhythm"), *args, "--out", str(killed)],
                             env={**os.environ, "TINYRHYTHM_DATA": str(DATA)})

@@ -176,7 +176,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
     """Train one model; returns the final metrics (also written to out/metrics.json)."""
     rank, world = _dist_info()
     out = Path(out)
-    torch.set_num_threads(cfg.threads)
+    # Processes sharing the CPU split its threads: oversubscribed threads were seen to
+    # collapse training to a few windows/s on 2-vCPU machines.
+    torch.set_num_threads(max(1, cfg.threads // world))
     device = _device(cfg)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
