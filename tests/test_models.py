@@ -15,7 +15,7 @@ STUDY_COUNTS = {"cnn1": 4455, "cnn2": 7093, "cnn3": 11833, "cnn4": 20289, "cnn5"
 def test_models_json_reproduces_the_study_table():
     rows = json.loads(run_cli("models", "--json", check=0).stdout)
     by_name = {r["name"]: r for r in rows}
-    assert set(by_name) == set(STUDY_COUNTS) | {"teacher"}
+    assert set(by_name) == set(STUDY_COUNTS) | {"teacher", "cnn3-gap"}
     for name, n in STUDY_COUNTS.items():
         r = by_name[name]
         assert r["params_table"] == n, name
@@ -46,3 +46,10 @@ def test_counts_depend_on_classes_and_length():
     assert count_params_table(create("cnn1", input_length=2049)) != 4455
     with pytest.raises(TinyRhythmError):
         create("cnn9")
+
+
+def test_gap_head_takes_any_length():
+    m = create("cnn3-gap", num_classes=4, input_length=2049).eval()
+    assert count_params_table(m) == 11833 - (129 * 8 * 3 + 3) + (8 * 4 + 4)
+    for n in (513, 2049, 4000):
+        assert m(torch.randn(2, 1, n)).shape == (2, 4)

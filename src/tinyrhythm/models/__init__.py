@@ -16,6 +16,8 @@ REGISTRY: dict[str, CNNConfig] = {
     "cnn4": CNNConfig(13, 2, 4),
     "cnn5": CNNConfig(13, 4, 4),
     "teacher": CNNConfig(13, 8, 4),
+    # Added member: CNN3's body with a global-average-pooling head, for longer inputs.
+    "cnn3-gap": CNNConfig(11, 2, 4, head="gap"),
 }
 
 

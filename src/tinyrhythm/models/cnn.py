@@ -28,6 +28,9 @@ class CNNConfig:
     input_length: int = 513
     kernel_size: int = KERNEL
     dropout: float = 0.2
+    # "flatten" (the study's head: its size grows with the input) or "gap" (global
+    # average pooling: a few dozen head weights, any input length, e.g. whole records).
+    head: str = "flatten"
 
     def filters(self, j: int) -> int:
         return self.initial_filters * 2 ** (j // self.s_j)
@@ -97,7 +100,9 @@ class TinyRhythmCNN(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.head_bn = nn.BatchNorm1d(cin)
         self.final_length, self.final_channels = length, cin
-        self.fc = nn.Linear(length * cin, cfg.num_classes)
+        if cfg.head not in ("flatten", "gap"):
+            raise ValueError(f"unknown head {cfg.head!r}")
+        self.fc = nn.Linear((length if cfg.head == "flatten" else 1) * cin, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [batch, 1, input_length] in mV -> logits [batch, num_classes]."""
@@ -105,6 +110,8 @@ class TinyRhythmCNN(nn.Module):
         y = self.first_conv2(self.first_dropout(F.relu(self.first_bn(self.first_conv1(x)))))
         x = self.blocks(x + y)
         x = F.relu(self.head_bn(x))
+        if self.config.head == "gap":
+            return self.fc(x.mean(dim=-1))
         return self.fc(torch.flatten(x, 1))
 
 
