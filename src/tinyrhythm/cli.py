@@ -21,7 +21,8 @@ def _window_config(args):
     from .windows import WindowConfig
 
     length = args.length
-    return WindowConfig(fs=args.fs, length=length, hop=args.hop or length, purity=args.purity, short=args.short)
+    return WindowConfig(fs=args.fs, length=length, hop=args.hop or length, purity=args.purity, short=args.short,
+                        min_pad_fraction=args.min_pad_fraction)
 
 
 def _add_window_options(p: argparse.ArgumentParser) -> None:
@@ -30,6 +31,8 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hop", type=int, default=None, help="hop between windows in samples (default: the length)")
     p.add_argument("--purity", type=float, default=0.9, help="fraction of a window one label must cover (default 0.9)")
     p.add_argument("--short", choices=("pad", "skip"), default="pad", help="records shorter than a window")
+    p.add_argument("--min-pad-fraction", type=float, default=0.5,
+                   help="with --short pad: pad records holding at least this fraction of a window (default 0.5)")
 
 
 def cmd_data_summary(args) -> None:

@@ -31,6 +31,7 @@ class TrainConfig:
     input_length: int = 513  # window length (samples)
     hop: int = 64  # hop between training windows (samples); evaluation uses half-window hops
     purity: float = 0.9
+    min_pad_fraction: float = 0.5  # shorter records are zero-padded if they hold this much of a window
     split_seed: int = 0
     split_by: str = "patient"  # "record" only to demonstrate training on a single patient
     epochs: int = 40

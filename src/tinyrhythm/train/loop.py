@@ -141,7 +141,8 @@ def store_config(cfg: TrainConfig):
     datasets = cfg.datasets or DEFAULT_DATASETS.get(cfg.task)
     if not datasets:
         raise TinyRhythmError(f"task {cfg.task!r} has no default dataset: set 'datasets' or 'store' in the config")
-    window = WindowConfig(fs=cfg.fs, length=cfg.input_length, hop=cfg.hop, purity=cfg.purity)
+    window = WindowConfig(fs=cfg.fs, length=cfg.input_length, hop=cfg.hop, purity=cfg.purity,
+                          min_pad_fraction=cfg.min_pad_fraction)
     return BuildConfig(datasets=list(datasets), task=cfg.task, window=window, split_seed=cfg.split_seed,
                        split_by=cfg.split_by)
 

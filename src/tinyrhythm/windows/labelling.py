@@ -46,6 +46,8 @@ class WindowConfig:
             raise TinyRhythmError(f"purity must be in (0.5, 1], got {self.purity}")
         if self.short not in ("pad", "skip"):
             raise TinyRhythmError(f"short must be 'pad' or 'skip', got {self.short!r}")
+        if not 0 < self.min_pad_fraction <= 1:
+            raise TinyRhythmError(f"min_pad_fraction must be in (0, 1], got {self.min_pad_fraction}")
         if self.fs <= 0:
             raise TinyRhythmError(f"window sampling rate must be positive, got {self.fs}")
 
