@@ -37,8 +37,8 @@ def main(runs: str) -> None:
     print("| model | input | params (table) | MACs/window | float32 KB | val macro F1 | test macro F1 | test CinC score "
           "| test AF F1 | train time (1 thread) | seeds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    order = ["cnn1", "cnn2", "cnn3", "cnn4", "cnn5", "teacher"]
-    for (name, fs), rows in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), -kv[0][1])):
+    order = ["cnn1", "cnn2", "cnn3", "cnn3-gap", "cnn4", "cnn5", "teacher"]
+    for (name, fs), rows in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
         m0 = rows[0][2]
         kb = models.describe(name, len(rows[0][1]["classes"]), rows[0][1]["input_length"])["float32_bytes"] / 1024
         secs = [r[2]["train_seconds"] for r in rows]
@@ -50,7 +50,7 @@ def main(runs: str) -> None:
     print()
     print("| model | input | test F1 N | test F1 A | test F1 O | test F1 ~ | test accuracy |")
     print("|---|---|---|---|---|---|---|")
-    for (name, fs), rows in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), -kv[0][1])):
+    for (name, fs), rows in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
         per = [fmt([r[2]["test"]["per_class"][c]["f1"] for r in rows]) for c in ("N", "A", "O", "~")]
         print(f"| {name} | {rows[0][1]['input_length']} @ {fs:g} Hz | {' | '.join(per)} "
               f"| {fmt([r[2]['test']['accuracy'] for r in rows])} |")

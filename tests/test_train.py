@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from tinyrhythm.windows.store import BuildConfig, build_store
 from conftest import CINC, DATA, assert_one_line_error, run_cli
 
 BIN = os.path.dirname(sys.executable)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +174,19 @@ def test_folder_prediction_and_bad_configs(small_store, trained_run, tmp_path):
     assert_one_line_error(run_cli("train", "--config", bad, "--out", tmp_path / "x"), "epochz")
     assert_one_line_error(_train(small_store, tmp_path / "y", "--resume", check=None), "nothing to resume")
     assert_one_line_error(run_cli("train", "--model", "cnn9", "--out", tmp_path / "z"), "cnn9")
+
+
+def test_train_builds_its_store_from_the_config_study3_icentia(tmp_path):
+    """The study's 3-class Icentia11k task end to end, the store built in the cache on first use."""
+    cache = tmp_path / "cache"
+    proc = run_cli("train", "--model", "cnn1", "--config", ROOT / "configs" / "icentia-study3.json", "--epochs", "1",
+                   "--samples-per-epoch", "256", "--threads", "1", "--out", tmp_path / "run", "--quiet", "--json",
+                   env={"TINYRHYTHM_CACHE": str(cache)}, check=0)
+    result = json.loads(proc.stdout)
+    stores = list((cache / "stores").iterdir())
+    assert len(stores) == 1 and stores[0].name.startswith("icentia11k-study3-")
+    manifest = json.loads((stores[0] / "manifest.json").read_text())
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["store_config_hash"] == manifest["config_hash"] and cfg["classes"] == ["normal", "arrhythmia", "noise"]
+    assert result["val"]["level"] == "window" and result["val"]["per_class"]["normal"]["support"] > 0
+    assert result["val"]["per_class"]["arrhythmia"]["support"] == 0  # patient 0 has no AF: said in the README
