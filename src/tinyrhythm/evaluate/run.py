@@ -7,12 +7,30 @@ from pathlib import Path
 import torch
 
 from ..errors import TinyRhythmError
-from ..inference import load_model
+from ..inference import LoadedModel, load_model
 from ..train.config import TrainConfig
 from ..train.loop import ensure_store, score_split
 from ..windows.split import SPLITS
 from ..windows.store import WindowStore
 from .plots import confusion_png
+
+
+def store_for(lm: LoadedModel, store: str | None = None) -> WindowStore:
+    """The window store to score a model on: the one given, else the one it was trained on
+    (rebuilt in the cache from its training config when the original folder is gone)."""
+    train_cfg = lm.meta.get("train") or lm.meta.get("card", {}).get("train")
+    if store:
+        ws = WindowStore(store)
+    elif train_cfg and train_cfg.get("store") and Path(train_cfg["store"]).is_dir():
+        ws = WindowStore(train_cfg["store"])
+    elif train_cfg:
+        ws = ensure_store(TrainConfig.from_dict({**train_cfg, "store": ""}))
+    else:
+        raise TinyRhythmError(f"{lm.name}: no training config to find its data; pass --store")
+    if ws.classes != lm.classes or abs(ws.fs - lm.fs) > 1e-9 or ws.window_length != lm.input_length:
+        raise TinyRhythmError(f"{ws.path}: store ({ws.classes}, {ws.fs} Hz, {ws.window_length} samples) does not fit "
+                              f"model ({lm.classes}, {lm.fs} Hz, {lm.input_length} samples)")
+    return ws
 
 
 def evaluate(model: str, task: str, split: str = "test", store: str | None = None, threshold: float | None = None,
@@ -24,18 +42,7 @@ def evaluate(model: str, task: str, split: str = "test", store: str | None = Non
     lm = load_model(model)
     if lm.task != task:
         raise TinyRhythmError(f"{model}: model was trained for task {lm.task!r}, not {task!r}")
-    train_cfg = lm.meta.get("train") or lm.meta.get("card", {}).get("train")
-    if store:
-        ws = WindowStore(store)
-    elif train_cfg and train_cfg.get("store") and Path(train_cfg["store"]).is_dir():
-        ws = WindowStore(train_cfg["store"])
-    elif train_cfg:
-        ws = ensure_store(TrainConfig.from_dict({**train_cfg, "store": ""}))
-    else:
-        raise TinyRhythmError(f"{model}: no training config to find its data; pass --store")
-    if ws.classes != lm.classes or abs(ws.fs - lm.fs) > 1e-9 or ws.window_length != lm.input_length:
-        raise TinyRhythmError(f"{ws.path}: store ({ws.classes}, {ws.fs} Hz, {ws.window_length} samples) does not fit "
-                              f"model ({lm.classes}, {lm.fs} Hz, {lm.input_length} samples)")
+    ws = store_for(lm, store)
     report = score_split(lm.model, ws, split, torch.device("cpu"), threshold)
     report = {"model": lm.name, "task": task, "split": split, "threshold": threshold, **report}
     if plot is None and Path(model).is_dir():

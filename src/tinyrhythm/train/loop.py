@@ -70,24 +70,27 @@ def predict_proba(model: torch.nn.Module, store: WindowStore, idx: np.ndarray, d
     return np.concatenate(out) if out else np.zeros((0, len(store.classes)), np.float32)
 
 
-def score_split(model, store: WindowStore, split: str, device, threshold: float | None = None) -> dict:
-    """Metrics on one split; for record-level datasets the mean window probability per record."""
+def split_probabilities(model, store: WindowStore, split: str, device) -> tuple[np.ndarray, np.ndarray, str]:
+    """(class probabilities, true labels, "window" or "record") for one split; for
+    record-level datasets the mean window probability per record."""
     idx = eval_indices(store, split)
     proba = predict_proba(model, store, idx, device)
     y = store.labels[idx].astype(np.int64)
-    level = "window"
-    if record_level(store):
-        keys = store.record_keys()[idx]
-        uniq, inv = np.unique(keys, return_inverse=True)
-        summed = np.zeros((len(uniq), proba.shape[1]))
-        np.add.at(summed, inv, proba)
-        proba = summed / np.bincount(inv)[:, None]
-        y = np.zeros(len(uniq), np.int64)
-        y[inv] = store.labels[idx]
-        level = "record"
-    pred = proba.argmax(1)
+    if not record_level(store):
+        return proba, y, "window"
+    keys = store.record_keys()[idx]
+    uniq, inv = np.unique(keys, return_inverse=True)
+    summed = np.zeros((len(uniq), proba.shape[1]))
+    np.add.at(summed, inv, proba)
+    y_rec = np.zeros(len(uniq), np.int64)
+    y_rec[inv] = y
+    return summed / np.bincount(inv)[:, None], y_rec, "record"
+
+
+def score_split(model, store: WindowStore, split: str, device, threshold: float | None = None) -> dict:
+    proba, y, level = split_probabilities(model, store, split, device)
     abstained = proba.max(1) < threshold if threshold else None
-    report = classification_report(y, pred, store.classes, abstained)
+    report = classification_report(y, proba.argmax(1), store.classes, abstained)
     report["level"] = level
     return report
 
