@@ -23,6 +23,7 @@ finished patients are kept, partial files (*.tmp) are discarded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -355,6 +356,7 @@ class WindowStore:
     def _per_window(self, name: str) -> np.ndarray:
         return np.concatenate([np.load(self.path / s["name"] / f"{name}.npy") for s in self.manifest["shards"]])
 
+    @functools.cache
     def record_keys(self) -> np.ndarray:
         """A global record number per window (records of different shards never collide)."""
         keys, base = [], 0
@@ -367,7 +369,9 @@ class WindowStore:
     def record_names(self) -> list[str]:
         return [r for s in self.manifest["shards"] for r in json.loads((self.path / s["name"] / "shard.json").read_text())["records"]]
 
+    @functools.cache
     def starts(self) -> np.ndarray:
+        """First sample of each window (read once: validation asks every epoch)."""
         return self._per_window("start")
 
     @property
