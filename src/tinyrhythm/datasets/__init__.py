@@ -7,7 +7,7 @@ from .cinc2017 import Cinc2017
 from .icentia11k import Icentia11k, Icentia11kOriginal
 from .nstdb import load_noise
 from .record import RHYTHM_LABELS, Record, Zone
-from .wfdb_rhythm import Afdb, Cpsc2021, Ltafdb, Mitdb
+from .wfdb_rhythm import Afdb, Cpsc2021, Ltafdb, Mitdb, WfdbRhythmDatabase
 from ..errors import TinyRhythmError
 
 DATASETS: dict[str, type[Dataset]] = {
@@ -21,6 +21,9 @@ def open_dataset(name: str, root=None, **kwargs) -> Dataset:
         cls = DATASETS[name]
     except KeyError:
         raise TinyRhythmError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+    if kwargs.get("lead") is not None and not issubclass(cls, WfdbRhythmDatabase):
+        raise TinyRhythmError(f"{name} records have one lead: --lead applies to MIT-BIH-style databases only")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
     return cls(root, **kwargs)
 
 

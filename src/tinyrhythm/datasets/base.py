@@ -36,6 +36,7 @@ class Dataset:
     name: str = ""
     subdir: str = ""
     native_fs: float | None = None
+    unzoned_noise: bool = False  # spans outside every rhythm zone are noise (Icentia11k)
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else data_root() / self.subdir

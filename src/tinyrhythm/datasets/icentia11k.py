@@ -50,6 +50,7 @@ class Icentia11k(Dataset):
     name = "icentia11k"
     subdir = "icentia11k/wfdb"
     native_fs = FS
+    unzoned_noise = True
 
     def validate(self) -> None:
         if not self._patient_dirs():
@@ -68,10 +69,12 @@ class Icentia11k(Dataset):
         return list(self._patient_dirs())
 
     def record_paths(self, patient: str) -> list[Path]:
-        d = self._patient_dirs().get(patient)
-        if d is None:
-            raise DataError(self.root, f"patient {patient} not found")
-        return sorted(p for p in d.glob("*.hea") if _SEGMENT.match(p.name))
+        pid = int(patient.split("/")[-1])
+        d = self.root / f"p{pid // 1000:02d}" / f"p{pid:05d}"
+        paths = sorted(p for p in d.glob("*.hea") if _SEGMENT.match(p.name))
+        if not paths:
+            raise DataError(d, f"patient {patient} not found")
+        return paths
 
     def records(self, patient: str) -> Iterator[Record]:
         for hea in self.record_paths(patient):
@@ -148,6 +151,7 @@ class Icentia11kOriginal(Dataset):
     name = "icentia11k-original"
     subdir = "icentia11k/original"
     native_fs = FS
+    unzoned_noise = True
 
     def validate(self) -> None:
         if not list(self.root.glob("[0-9][0-9][0-9][0-9][0-9]_batched_lbls.pkl.gz")):

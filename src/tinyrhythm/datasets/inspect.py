@@ -14,9 +14,6 @@ from .icentia11k import Icentia11k, read_original_labels
 from .record import RHYTHM_LABELS, Record
 from .wfdb_rhythm import WfdbRhythmDatabase
 
-UNZONED_NOISE = {"icentia11k", "icentia11k-original"}
-
-
 def read_record(path: str | Path, lead: int | str | None = None) -> Record:
     """A WFDB record (.hea or base name) of any supported dataset, chosen by its name and folder."""
     p = Path(path)
@@ -73,7 +70,7 @@ def summarize(name: str, window: WindowConfig | None = None, root=None) -> dict:
         counts: Counter[str] = Counter()
         for patient in ds.patients():
             for rec in ds.records(patient):
-                _, labels, _ = make_windows(rec, window, unzoned_noise=name in UNZONED_NOISE)
+                _, labels, _ = make_windows(rec, window, unzoned_noise=ds.unzoned_noise)
                 counts.update(RHYTHM_LABELS[k] if k >= 0 else "unlabelled" for k in labels.tolist())
         out["window"] = window.to_dict()
         out["windows"] = dict(sorted(counts.items()))

@@ -44,7 +44,6 @@ from .split import FRACTIONS, SPLITS, assign_split
 
 FORMAT_VERSION = 1
 ARRAYS = ("windows", "labels", "rhythm", "split", "patient", "record", "start")
-UNZONED_NOISE_DATASETS = {"icentia11k", "icentia11k-original"}
 
 
 @dataclass
@@ -111,8 +110,7 @@ _OPEN: dict = {}
 def _dataset(name: str, root: str | None, lead):
     key = (name, root, lead)
     if key not in _OPEN:
-        kwargs = {"lead": lead} if lead is not None and name not in UNZONED_NOISE_DATASETS | {"cinc2017"} else {}
-        _OPEN[key] = open_dataset(name, root, **kwargs)
+        _OPEN[key] = open_dataset(name, root, lead=lead)
     return _OPEN[key]
 
 
@@ -127,7 +125,7 @@ def _build_patient(job: tuple) -> dict:
     records, skipped = [], []
     try:
         for rec in ds.records(patient):
-            w, rhythm, starts = make_windows(rec, cfg.window, unzoned_noise=name in UNZONED_NOISE_DATASETS)
+            w, rhythm, starts = make_windows(rec, cfg.window, unzoned_noise=ds.unzoned_noise)
             labels = class_of_rhythm[rhythm]  # -1 (left out) indexes the trailing -1
             keep = labels >= 0
             out["windows"].append(w[keep])
