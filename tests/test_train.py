@@ -12,21 +12,11 @@ import torch
 
 from tinyrhythm.checkpoint import load_weights
 from tinyrhythm.evaluate.metrics import cinc2017_score, classification_report
-from tinyrhythm.windows.labelling import WindowConfig
-from tinyrhythm.windows.store import BuildConfig, build_store
 
 from conftest import CINC, DATA, assert_one_line_error, run_cli
 
 BIN = os.path.dirname(sys.executable)
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def small_store(tmp_path_factory):
-    out = tmp_path_factory.mktemp("store") / "cinc"
-    build_store(out, BuildConfig(["cinc2017"], "cinc2017", WindowConfig(fs=62.5, hop=128), max_patients=400),
-                workers=2, quiet=True)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,7 @@ def cmd_models(args) -> None:
 
 
 TRAIN_OVERRIDES = ("model", "task", "store", "epochs", "samples_per_epoch", "batch_size", "lr", "seed", "fs",
-                   "input_length", "hop", "threads", "device", "patience")
+                   "input_length", "hop", "threads", "device", "patience", "teacher", "kd_alpha", "kd_temperature")
 
 
 def _train_config(args):
@@ -208,6 +208,55 @@ def cmd_predict(args) -> None:
         sys.stdout.flush()
 
 
+def _print_compression(r: dict) -> None:
+    fid = r.get("fidelity_val")
+    for split in ("val", "test"):
+        m, base = r[split], r.get(f"parent_{split}")
+        delta = f"  (parent {base['cinc_score']:.3f})" if base and "cinc_score" in base else ""
+        cinc = f"  CinC score {m['cinc_score']:.3f}{delta}" if "cinc_score" in m else ""
+        print(f"{split:>5}: macro F1 {m['macro_f1']:.3f}{cinc}")
+    if fid:
+        print(f" fidelity to parent (val windows): SQNR {fid['sqnr_db']} dB, argmax agreement {fid['argmax_agreement']:.2%}")
+    if r.get("weight_bytes") is not None:
+        print(f" weights {r['weight_bytes']:,} bytes" + (f", {r['latency_ms']:.3f} ms per window (1 thread)" if r.get("latency_ms") else ""))
+
+
+def cmd_quantize(args) -> None:
+    from .compress.quantize import QuantizeConfig, quantize
+
+    cfg = QuantizeConfig(method=args.method, per_channel=not args.per_tensor, calibration=args.calibration,
+                         format=args.format, calibration_windows=args.calibration_windows, seed=args.seed,
+                         qat_epochs=args.qat_epochs, qat_lr=args.qat_lr, threads=args.threads)
+    r = quantize(args.model, args.out, cfg, store=args.store, quiet=args.quiet, force=args.force)
+    _print_json(r) if args.json else _print_compression(r)
+
+
+def cmd_prune(args) -> None:
+    from .compress.prune import PruneConfig, prune
+
+    cfg = PruneConfig(method=args.method, sparsity=args.sparsity, scope=args.scope,
+                      finetune_epochs=args.finetune_epochs, lr=args.lr, seed=args.seed, threads=args.threads)
+    r = prune(args.model, args.out, cfg, store=args.store, quiet=args.quiet, force=args.force)
+    if args.json:
+        _print_json(r)
+        return
+    _print_compression(r)
+    print(f" nonzero parameters {r['nonzero_params']:,} of {r['parent_size']['params']:,}; "
+          f"MACs {r['macs']:,} (parent {r['parent_size']['macs']:,}); sparse bytes {r['sparse_bytes']:,}")
+
+
+def cmd_study(args) -> None:
+    from .compress.study import run_study
+
+    rows = run_study(args.config, only=args.only, quiet=args.quiet, dry_run=args.dry_run)
+    if args.json:
+        _print_json(rows)
+        return
+    for r in rows:
+        cinc = f"{r['test_cinc']:.3f}" if r["test_cinc"] is not None else "  -  "
+        print(f"{r['name']:<34} {r['bytes']:>9,} B  test macro F1 {r['test_macro_f1']:.3f}  CinC {cinc}")
+
+
 def cmd_zoo_list(args) -> None:
     from . import zoo
 
@@ -219,6 +268,19 @@ def cmd_zoo_list(args) -> None:
         m = r.get("metrics") or {}
         print(f"{r['name']:<12} {r['task']:<10} {r['params_table']:>7,} params {r['weight_bytes']:>8,} B  "
               f"CinC {m.get('cinc_score', float('nan')):.3f}  macro F1 {m.get('macro_f1', float('nan')):.3f}")
+
+
+def _add_train_options(p: argparse.ArgumentParser, out_required: bool = True) -> None:
+    p.add_argument("--config", default=None, help="JSON file of training settings (TrainConfig); options override it")
+    p.add_argument("--out", required=out_required, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    p.add_argument("--store", default=None, help="window store to train on (default: built from the config into the cache)")
+    for key, typ in (("epochs", int), ("samples_per_epoch", int), ("batch_size", int), ("lr", float), ("seed", int),
+                     ("fs", float), ("input_length", int), ("hop", int), ("threads", int), ("patience", int)):
+        p.add_argument(f"--{key.replace('_', '-')}", dest=key, type=typ, default=None)
+    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"))
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,17 +300,59 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model (also under torchrun for DistributedDataParallel)")
     p.add_argument("--model", default=None, help="cnn1..cnn5 or teacher (default cnn3)")
     p.add_argument("--task", default=None, choices=list(TASKS))
-    p.add_argument("--config", default=None, help="JSON file of training settings (TrainConfig); options below override it")
-    p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
-    p.add_argument("--store", default=None, help="window store to train on (default: built from the config into the cache)")
-    for key, typ in (("epochs", int), ("samples_per_epoch", int), ("batch_size", int), ("lr", float), ("seed", int),
-                     ("fs", float), ("input_length", int), ("hop", int), ("threads", int), ("patience", int)):
-        p.add_argument(f"--{key.replace('_', '-')}", dest=key, type=typ, default=None)
-    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"))
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="train a student model from a teacher's softened outputs")
+    p.add_argument("--teacher", required=True, help="teacher: run folder or zoo name (same labels and windows)")
+    p.add_argument("--student", dest="model", required=True, help="student model name, e.g. cnn3")
+    p.add_argument("--task", default=None, choices=list(TASKS))
+    p.add_argument("--temperature", dest="kd_temperature", type=float, default=None, help="softmax temperature T (default 4)")
+    p.add_argument("--alpha", dest="kd_alpha", type=float, default=None, help="weight of the label loss (default 0.5)")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("quantize", help="int8 / float16 quantization of a run or zoo model, measured against it")
+    p.add_argument("model", help="float parent: run folder or zoo name")
+    p.add_argument("--method", required=True, help="ptq (ONNX Runtime static int8), fp16, fbgemm (PyTorch int8), qat")
+    p.add_argument("--out", required=True, help="run folder for the quantized model")
+    p.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor (default: per channel)")
+    p.add_argument("--calibration", default="percentile", help="minmax, percentile or entropy (default percentile)")
+    p.add_argument("--format", default="qdq", help="ONNX int8 format: qdq or qoperator (default qdq)")
+    p.add_argument("--calibration-windows", type=int, default=1024, help="training windows to calibrate on")
+    p.add_argument("--store", default=None, help="window store (default: the one the parent was trained on)")
+    p.add_argument("--qat-epochs", type=int, default=8)
+    p.add_argument("--qat-lr", type=float, default=3e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("prune", help="magnitude (one-shot or gradual) or structured channel pruning, fine-tuned")
+    p.add_argument("model", help="float parent: run folder or zoo name")
+    p.add_argument("--method", required=True, help="magnitude, gradual or channel")
+    p.add_argument("--sparsity", required=True, type=float, help="fraction of weights (or inner channels) removed, in [0, 1)")
+    p.add_argument("--scope", default="layer", help="unstructured: layer (each layer at the sparsity) or global")
+    p.add_argument("--out", required=True, help="run folder for the pruned model")
+    p.add_argument("--finetune-epochs", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--store", default=None, help="window store (default: the one the parent was trained on)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("study", help="run a grid of compression cells from a JSON file (resumable); table + Pareto plot")
+    p.add_argument("config", help="study file (see configs/study-cinc2017.json)")
+    p.add_argument("--only", nargs="+", default=None, help="run only these cells (the table covers all finished ones)")
+    p.add_argument("--dry-run", action="store_true", help="list the cells that would run")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("evaluate", help="metrics of a run or zoo model on a split of its task")
     p.add_argument("model", help="run folder or zoo name")

@@ -42,8 +42,12 @@ def load_run(path: str | os.PathLike) -> LoadedModel:
     if not cfg_path.is_file():
         raise DataError(path, "not a run folder (config.json missing)")
     meta = json.loads(cfg_path.read_text())
-    m = meta["model"]
-    model = models.create(m["name"], num_classes=m["num_classes"], input_length=m["input_length"])
+    if meta.get("format") in ("onnx", "fbgemm"):
+        from .compress.quantize import load_quantized
+
+        model = load_quantized(path, meta)
+        return LoadedModel(path.name, model, meta["classes"], float(meta["fs"]), int(meta["input_length"]), meta)
+    model = models.from_config(meta["model"])
     try:
         model.load_state_dict(load_weights(path / "model.pt"))
     except RuntimeError as exc:

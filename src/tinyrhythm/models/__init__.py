@@ -29,6 +29,17 @@ def create(name: str, num_classes: int = 3, input_length: int = 513, **overrides
     return TinyRhythmCNN(replace(cfg, num_classes=num_classes, input_length=input_length, **overrides))
 
 
+def from_config(d: dict) -> TinyRhythmCNN:
+    """A model from the architecture saved in a run's config.json (pruned widths included)."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(CNNConfig)}
+    kw = {k: v for k, v in d.items() if k in fields}
+    if kw.get("mid_channels") is not None:
+        kw["mid_channels"] = tuple(kw["mid_channels"])
+    return TinyRhythmCNN(CNNConfig(**kw))
+
+
 def describe(name: str, num_classes: int = 3, input_length: int = 513) -> dict:
     model = create(name, num_classes, input_length)
     cfg = model.config
@@ -41,4 +52,4 @@ def describe(name: str, num_classes: int = 3, input_length: int = 513) -> dict:
     }
 
 
-__all__ = ["REGISTRY", "CNNConfig", "TinyRhythmCNN", "create", "describe", "count_macs", "count_params_table"]
+__all__ = ["REGISTRY", "CNNConfig", "TinyRhythmCNN", "create", "describe", "from_config", "count_macs", "count_params_table"]

@@ -31,6 +31,9 @@ class CNNConfig:
     # "flatten" (the study's head: its size grows with the input) or "gap" (global
     # average pooling: a few dozen head weights, any input length, e.g. whole records).
     head: str = "flatten"
+    # Inner width of the first block and of each residual block (None: the full width);
+    # set by structured pruning, which removes inner channels for real.
+    mid_channels: tuple[int, ...] | None = None
 
     def filters(self, j: int) -> int:
         return self.initial_filters * 2 ** (j // self.s_j)
@@ -50,24 +53,32 @@ def same_pad(length: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 class SameConv1d(nn.Conv1d):
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
+    """Conv1d with Keras 'same' padding. With `input_length` the padding is fixed at build
+    time, which keeps the graph free of shape arithmetic for FX quantization and ONNX."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, input_length: int | None = None):
         super().__init__(cin, cout, kernel, stride=stride, bias=True)
+        self.fixed_pad = same_pad(input_length, kernel, stride) if input_length else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, same_pad(x.shape[-1], self.kernel_size[0], self.stride[0])))
+        pad = self.fixed_pad if self.fixed_pad is not None else same_pad(x.shape[-1], self.kernel_size[0], self.stride[0])
+        return super().forward(F.pad(x, pad))
 
 
 class ResidualBlock(nn.Module):
     """BN -> ReLU -> conv(stride) -> BN -> ReLU -> dropout -> conv, plus a max-pooled,
     channel-zero-padded shortcut."""
 
-    def __init__(self, cin: int, cout: int, stride: int, kernel: int, dropout: float):
+    def __init__(self, cin: int, cout: int, stride: int, kernel: int, dropout: float, mid: int | None = None,
+                 length: int | None = None):
         super().__init__()
+        mid = cout if mid is None else mid  # structured pruning narrows only the inner channels
+        out_length = math.ceil(length / stride) if length else None
         self.bn1 = nn.BatchNorm1d(cin)
-        self.conv1 = SameConv1d(cin, cout, kernel, stride)
-        self.bn2 = nn.BatchNorm1d(cout)
+        self.conv1 = SameConv1d(cin, mid, kernel, stride, length)
+        self.bn2 = nn.BatchNorm1d(mid)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = SameConv1d(cout, cout, kernel)
+        self.conv2 = SameConv1d(mid, cout, kernel, 1, out_length)
         self.stride, self.extra_channels = stride, cout - cin
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,16 +97,21 @@ class TinyRhythmCNN(nn.Module):
         super().__init__()
         self.config = cfg
         f0, k = cfg.initial_filters, cfg.kernel_size
-        self.stem = SameConv1d(1, f0, k)
+        mids = cfg.mid_channels or (f0, *(cfg.filters(j) for j in range(cfg.blocks)))
+        if len(mids) != cfg.blocks + 1:
+            raise ValueError(f"mid_channels needs {cfg.blocks + 1} entries, got {len(mids)}")
+        # The global-pooling head accepts any length, so its padding is computed per input.
+        fixed = cfg.input_length if cfg.head == "flatten" else None
+        self.stem = SameConv1d(1, f0, k, 1, fixed)
         self.stem_bn = nn.BatchNorm1d(f0)
-        self.first_conv1 = SameConv1d(f0, f0, k)
-        self.first_bn = nn.BatchNorm1d(f0)
+        self.first_conv1 = SameConv1d(f0, mids[0], k, 1, fixed)
+        self.first_bn = nn.BatchNorm1d(mids[0])
         self.first_dropout = nn.Dropout(cfg.dropout)
-        self.first_conv2 = SameConv1d(f0, f0, k)
+        self.first_conv2 = SameConv1d(mids[0], f0, k, 1, fixed)
         blocks, cin, length = [], f0, cfg.input_length
         for j in range(cfg.blocks):
             cout, stride = cfg.filters(j), cfg.stride(j)
-            blocks.append(ResidualBlock(cin, cout, stride, k, cfg.dropout))
+            blocks.append(ResidualBlock(cin, cout, stride, k, cfg.dropout, mids[j + 1], length if fixed else None))
             cin, length = cout, math.ceil(length / stride)
         self.blocks = nn.Sequential(*blocks)
         self.head_bn = nn.BatchNorm1d(cin)

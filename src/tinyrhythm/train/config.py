@@ -48,6 +48,13 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2  # CPU threads: 2 measured 1.7x faster than 1 on an idle 2-vCPU machine; use 1 per job when jobs share it
     device: str = "auto"  # auto | cpu | cuda
+    # Start from these weights (run folder or zoo name) instead of a random initialisation.
+    init: str = ""
+    # Knowledge distillation (Hinton et al. 2015): with a teacher (run folder or zoo name) the
+    # loss is kd_alpha * CE(labels) + (1 - kd_alpha) * T^2 * KL(teacher_T || student_T).
+    teacher: str = ""
+    kd_alpha: float = 0.5
+    kd_temperature: float = 4.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict:

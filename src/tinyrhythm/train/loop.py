@@ -176,8 +176,25 @@ def run_metadata(cfg: TrainConfig, store: WindowStore, model) -> dict:
     }
 
 
-def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet: bool = False) -> dict:
-    """Train one model; returns the final metrics (also written to out/metrics.json)."""
+def initial_model(cfg: TrainConfig, num_classes: int, input_length: int) -> torch.nn.Module:
+    """The registry model, with the weights of `cfg.init` when fine-tuning."""
+    if not cfg.init:
+        return models.create(cfg.model, num_classes=num_classes, input_length=input_length, dropout=cfg.dropout)
+    from ..inference import load_model
+
+    parent = load_model(cfg.init)
+    if parent.input_length != input_length or len(parent.classes) != num_classes:
+        raise TinyRhythmError(f"init {cfg.init}: model shape does not match the task and store")
+    return parent.model
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet: bool = False,
+          model: torch.nn.Module | None = None, step_hook=None, extra_meta: dict | None = None) -> dict:
+    """Train one model; returns the final metrics (also written to out/metrics.json).
+
+    Compression reuses this loop: `model` is a prepared model (pruned, or with fake
+    quantization) to fine-tune, `step_hook(model, step)` runs after every optimizer step
+    (pruning masks), `extra_meta` is saved in config.json beside the training settings."""
     rank, world = _dist_info()
     out = Path(out)
     # Processes sharing the CPU split its threads: oversubscribed threads were seen to
@@ -203,11 +220,18 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
     if world > 1:
         dist.barrier()
     torch.manual_seed(cfg.seed)
-    model = models.create(cfg.model, num_classes=len(task.classes), input_length=store.window_length, dropout=cfg.dropout)
+    if model is None:
+        model = initial_model(cfg, len(task.classes), store.window_length)
     model.to(device)
+    teacher = None
+    if cfg.teacher:
+        from ..compress.distill import check_settings, load_teacher
+
+        check_settings(cfg.kd_alpha, cfg.kd_temperature)
+        teacher = load_teacher(cfg.teacher, list(task.classes), store.fs, store.window_length).to(device)
     steps_per_epoch = -(-cfg.samples_per_epoch // (cfg.batch_size * world))
     opt, sched = _make_optimizer(cfg, model, steps_per_epoch * cfg.epochs)
-    meta = run_metadata(cfg, store, model)
+    meta = {**run_metadata(cfg, store, model), **(extra_meta or {})}
     if rank == 0 and not resume:
         write_json_atomic(out / "config.json", meta)
     start_epoch, best, bad_epochs, history, train_seconds = 0, -1.0, 0, [], 0.0
@@ -231,6 +255,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
 
     from tqdm import tqdm
 
+    from ..compress.distill import distillation_loss
+
+    step = start_epoch * steps_per_epoch
+    if step_hook is not None and state is not None:
+        step_hook(model, step)  # re-derive masks on resume: the checkpoint holds pruned weights
     for epoch in range(start_epoch, cfg.epochs):
         if bad_epochs >= cfg.patience:
             break
@@ -248,22 +277,34 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
             xb, yb = store.batch(sample[i : i + cfg.batch_size])
             x = augment(torch.from_numpy(xb).unsqueeze(1), gen).to(device)
             y = torch.from_numpy(yb).to(device)
-            loss = F.cross_entropy(net(x), y, weight=loss_weight, label_smoothing=cfg.label_smoothing)
+            logits = net(x)
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits = teacher(x)
+                loss = distillation_loss(logits, t_logits, y, cfg.kd_alpha, cfg.kd_temperature)
+            else:
+                loss = F.cross_entropy(logits, y, weight=loss_weight, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            step += 1
+            if step_hook is not None:
+                step_hook(model, step)
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         train_seconds += time.perf_counter() - t0
         stop = torch.zeros(1)
         if rank == 0:
             val = score_split(model, store, "val", device)
-            improved = val["macro_f1"] > best
+            # A gradual pruning schedule reaches its sparsity only part-way: earlier, denser
+            # epochs must not be selected.
+            eligible = getattr(step_hook, "ready", True)
+            improved = eligible and val["macro_f1"] > best
             if improved:
                 best, bad_epochs = val["macro_f1"], 0
                 save_atomic(model.state_dict(), out / "model.pt")
-            else:
+            elif eligible:
                 bad_epochs += 1
             row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_macro_f1": val["macro_f1"],
                    "val_cinc_score": val.get("cinc_score"), "lr": sched.get_last_lr()[0],
@@ -288,7 +329,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
         model.load_state_dict(load_weights(out / "model.pt"))
         result = {
             "model": cfg.model, "task": cfg.task, "epochs_run": len(history), "train_seconds": round(train_seconds, 1),
-            "params_table": models.count_params_table(model), "macs": models.count_macs(model),
+            "params_table": models.count_params_table(model),
+            "macs": models.count_macs(model) if isinstance(model, models.TinyRhythmCNN) else None,
             "val": score_split(model, store, "val", device), "test": score_split(model, store, "test", device),
         }
         write_json_atomic(out / "metrics.json", result)

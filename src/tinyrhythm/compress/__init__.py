@@ -1,0 +1,1 @@
+"""Compression: knowledge distillation, pruning and quantization, each measured against its parent."""

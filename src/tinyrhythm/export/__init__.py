@@ -1,0 +1,1 @@
+"""Deployable forms of a trained model: ONNX (float and int8)."""

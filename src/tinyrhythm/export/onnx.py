@@ -1,0 +1,106 @@
+"""ONNX export of the CNN family and an ONNX Runtime runner that behaves like a torch module.
+
+The exporter is torch's dynamo exporter: it constant-folds the fixed 'same' padding into
+the Conv nodes and folds each BatchNorm that follows a convolution, which leaves a graph of
+Conv/Relu/Add/BatchNormalization/MaxPool/Pad/Gemm nodes that ONNX Runtime quantizes well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError, TinyRhythmError
+
+INPUT_NAME, OUTPUT_NAME = "ecg", "logits"
+
+
+def _require_onnx():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise TinyRhythmError("ONNX support needs the 'onnx' and 'onnxruntime' packages: pip install -e '.[export]'") from None
+
+
+def export_onnx(model: torch.nn.Module, path: str | os.PathLike, input_length: int) -> Path:
+    """Write a float ONNX model with a dynamic batch axis (input 'ecg' [batch, 1, length], output 'logits')."""
+    _require_onnx()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.onnx")
+    model = model.eval()
+    import logging
+
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notices
+    example = (torch.zeros(2, 1, input_length),)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        prog = torch.onnx.export(model, example, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                 dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, verbose=False)
+        prog.save(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def session(path: str | os.PathLike, threads: int = 1):
+    _require_onnx()
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise DataError(path, f"not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from None
+
+
+class OrtModule(torch.nn.Module):
+    """An ONNX Runtime session behind the torch module interface (logits out), so that the
+    evaluation and prediction code runs float, fp16 and int8 ONNX models unchanged."""
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1):
+        super().__init__()
+        self.path = Path(path)
+        self.sess = session(path, threads)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.sess.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)})[0]
+        return torch.from_numpy(np.asarray(out, np.float32))
+
+
+def weight_bytes(path: str | os.PathLike) -> dict:
+    """Bytes of the constants (initializers) of an ONNX model: all of them, and by type."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    by_type: dict[str, int] = {}
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        key = str(arr.dtype)
+        by_type[key] = by_type.get(key, 0) + arr.nbytes
+    return {"total": sum(by_type.values()), "by_dtype": by_type}
+
+
+def latency_ms(path: str | os.PathLike, input_length: int, repeats: int = 300) -> float:
+    """Median milliseconds per window at batch 1 on one thread (a device classifies one window at a time)."""
+    import time
+
+    sess = session(path, threads=1)
+    x = np.random.default_rng(0).normal(0, 0.3, (1, 1, input_length)).astype(np.float32)
+    for _ in range(20):
+        sess.run(None, {INPUT_NAME: x})
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sess.run(None, {INPUT_NAME: x})
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
