@@ -28,14 +28,8 @@ def card_for(name: str, run: Path) -> dict:
     cfg = json.loads((run / "config.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     arch = cfg["model"]["name"]
-    model = models.create(arch, num_classes=len(cfg["classes"]), input_length=cfg["input_length"])
+    model = models.from_config(cfg["model"])
     trainable = sum(p.numel() for p in model.parameters())
-
-    def pick(r):
-        out = {k: round(r[k], 4) for k in ("cinc_score", "macro_f1", "af_f1", "accuracy") if k in r}
-        out["per_class_f1"] = {c: round(v["f1"], 4) for c, v in r["per_class"].items()}
-        out["n"], out["level"] = r["n"], r["level"]
-        return out
 
     return {
         "name": name,
@@ -49,17 +43,47 @@ def card_for(name: str, run: Path) -> dict:
         "macs": models.count_macs(model),
         "weight_bytes": 4 * trainable,
         "weights": f"{name}.pt",
-        "metrics": pick(metrics["test"]),
-        "val_metrics": pick(metrics["val"]),
+        "metrics": _pick(metrics["test"]),
+        "val_metrics": _pick(metrics["val"]),
         "split": "test",
         "train": cfg["train"],
         "store_config_hash": cfg["store_config_hash"],
         "window": cfg["window"],
-        "epochs_run": metrics["epochs_run"],
-        "train_seconds": metrics["train_seconds"],
+        "epochs_run": metrics.get("epochs_run"),
+        "train_seconds": metrics.get("train_seconds"),
+        **({"model_config": cfg["model"]} if cfg["model"].get("mid_channels") else {}),
+        **({k: cfg[k] for k in ("parent", "pruning") if k in cfg}),
         "aggregation": "mean of window probabilities over half-window hops",
         "limitations": LIMITS.format(n_train="about 4,300"),
     }
+
+
+def card_for_quantized(name: str, run: Path) -> dict:
+    """Card of a quantized run (ONNX): weight_bytes is the int8 storage of all its constants."""
+    cfg = json.loads((run / "config.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    model = models.from_config(cfg["model"])
+    parent = cfg["parent"]
+    return {
+        "name": name, "architecture": cfg["model"]["name"], "format": "onnx", "task": cfg["task"]["name"],
+        "labels": cfg["classes"], "fs": cfg["fs"], "input_length": cfg["input_length"],
+        "params_table": models.count_params_table(model), "macs": models.count_macs(model),
+        "weight_bytes": metrics["weight_bytes"], "weights": f"{name}.onnx",
+        "parent": parent, "quantization": cfg["quantization"], "fidelity_val": metrics["fidelity_val"],
+        "metrics": _pick(metrics["test"]), "val_metrics": _pick(metrics["val"]),
+        "parent_metrics": _pick(metrics["parent_test"]), "split": "test", "train": cfg["train"],
+        "store_config_hash": cfg["store_config_hash"],
+        "runtime": "ONNX Runtime (CPUExecutionProvider), int8 QDQ graph",
+        "aggregation": "mean of window probabilities over half-window hops",
+        "limitations": LIMITS.format(n_train="about 4,300"),
+    }
+
+
+def _pick(r):
+    out = {k: round(r[k], 4) for k in ("cinc_score", "macro_f1", "af_f1", "accuracy") if k in r}
+    out["per_class_f1"] = {c: round(v["f1"], 4) for c, v in r["per_class"].items()}
+    out["n"], out["level"] = r["n"], r["level"]
+    return out
 
 
 def main(argv: list[str]) -> None:
@@ -68,9 +92,10 @@ def main(argv: list[str]) -> None:
     for item in argv:
         name, run = item.split("=", 1)
         run = Path(run)
-        card = card_for(name, run)
+        quantized = json.loads((run / "config.json").read_text()).get("format") == "onnx"
+        card = card_for_quantized(name, run) if quantized else card_for(name, run)
         dst = WEIGHTS_DIR / card["weights"]
-        shutil.copyfile(run / "model.pt", dst)
+        shutil.copyfile(run / ("model.onnx" if quantized else "model.pt"), dst)
         card["sha256"] = sha256(dst)
         card["file_bytes"] = dst.stat().st_size
         (CARDS_DIR / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")

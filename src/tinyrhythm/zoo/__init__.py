@@ -32,7 +32,8 @@ def names() -> list[str]:
 
 
 def listing() -> list[dict]:
-    keys = ("name", "task", "labels", "params_table", "weight_bytes", "sha256", "metrics", "fs", "input_length", "architecture")
+    keys = ("name", "task", "labels", "params_table", "weight_bytes", "sha256", "metrics", "fs", "input_length",
+            "architecture", "format", "parent")
     return [{k: c.get(k) for k in keys} for c in cards().values()]
 
 
@@ -53,8 +54,15 @@ def load(name: str):
     digest = sha256(wpath)
     if digest != card["sha256"]:
         raise DataError(wpath, f"SHA-256 {digest[:12]}... does not match the model card ({card['sha256'][:12]}...): file corrupt or tampered")
-    model = models.create(card["architecture"], num_classes=len(card["labels"]), input_length=card["input_length"])
-    model.load_state_dict(load_weights(wpath))
-    model.eval()
+    if card.get("format") == "onnx":  # int8 (or fp16) models run in ONNX Runtime
+        from ..export.onnx import OrtModule
+
+        model = OrtModule(wpath)
+    else:
+        model = models.from_config({**card.get("model_config", {}), "num_classes": len(card["labels"]),
+                                    "input_length": card["input_length"]}) if card.get("model_config") else \
+            models.create(card["architecture"], num_classes=len(card["labels"]), input_length=card["input_length"])
+        model.load_state_dict(load_weights(wpath))
+        model.eval()
     meta = {"task": {"name": card["task"]}, "card": card}
     return LoadedModel(name, model, list(card["labels"]), float(card["fs"]), int(card["input_length"]), meta)
