@@ -443,6 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tinyrhythm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 
