@@ -257,6 +257,18 @@ def cmd_study(args) -> None:
         print(f"{r['name']:<34} {r['bytes']:>9,} B  test macro F1 {r['test_macro_f1']:.3f}  CinC {cinc}")
 
 
+def cmd_export(args) -> None:
+    from .export.run import export
+
+    r = export(args.model, args.format, args.out, force=args.force, store=args.store)
+    if args.json:
+        _print_json(r)
+        return
+    for name, f in r["forms"].items():
+        print(f"{args.out}/{name}: {f['weight_bytes']:,} weight bytes, {f['latency_ms_batch1_1thread']:.3f} ms/window, "
+              f"argmax agreement {f['argmax_agreement']:.2%} and max |diff| {f['max_abs_diff']} against {r['reference']}")
+
+
 def cmd_zoo_list(args) -> None:
     from . import zoo
 
@@ -353,6 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("export", help="deployable files (ONNX float + int8) checked against the model on real windows")
+    p.add_argument("model", help="run folder or zoo name")
+    p.add_argument("--format", required=True, help="onnx")
+    p.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
+    p.add_argument("--store", default=None, help="window store for calibration and checks (default: the model's own)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="metrics of a run or zoo model on a split of its task")
     p.add_argument("model", help="run folder or zoo name")
