@@ -38,3 +38,73 @@ def test_export_refuses_a_non_empty_folder_and_unknown_formats(small_store, tmp_
     assert_one_line_error(run_cli("export", "cnn1", "--format", "coreml", "--out", tmp_path / "n"), "unknown export format")
     run_cli("export", "cnn1", "--format", "onnx", "--out", out, "--force", "--store", small_store, check=0)
     assert not (out / "keep.txt").exists() and (out / "model-int8.onnx").is_file()
+
+
+def _cc(*args, cwd=None):
+    import subprocess
+
+    return subprocess.run(["gcc", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_export_c_compiles_strictly_and_matches_onnx_runtime_int8(small_store, tmp_path):
+    from tinyrhythm.export.c import compile_and_run
+    from tinyrhythm.export.onnx import session
+
+    out = tmp_path / "c"
+    r = json.loads(run_cli("export", "cnn3", "--format", "c", "--out", out, "--store", small_store, "--json",
+                           check=0).stdout)["c"]
+    for src in out.glob("*.c"):
+        if src.name != "main.c":
+            proc = _cc("-std=c99", "-Wall", "-Wextra", "-Werror", "-c", src, "-o", tmp_path / "x.o")
+            assert proc.returncode == 0, proc.stderr
+    assert r["class_agreement_with_onnx_int8"] == 1.0 and r["max_score_diff_steps"] <= 1
+    assert r["arena_bytes"] <= 8 * 1024 and "static uint8_t A[" in (out / "tr_model.c").read_text()
+    assert "malloc" not in (out / "tr_model.c").read_text()
+    # Independently of the report: real windows of another split through the C build and ONNX Runtime.
+    ws = WindowStore(small_store)
+    x = ws.batch(ws.indices("test")[:300])[0][:, None, :]
+    xq = np.clip(np.rint(x[:, 0, :] / np.float32(r["input_scale"])) + r["input_zero_point"], -128, 127).astype(np.int8)
+    scores, _ = compile_and_run(out, xq)
+    ort = session(out / "model-int8.onnx").run(None, {"ecg": x})[0]
+    c = (scores.astype(np.float32) - r["output_zero_point"]) * np.float32(r["output_scale"])
+    assert (c.argmax(1) == ort.argmax(1)).all()
+    assert np.abs(c - ort).max() <= r["output_scale"] * 1.001
+
+
+def test_generated_c_rejects_null_and_wrong_length(small_store, tmp_path):
+    import subprocess
+
+    out = tmp_path / "c"
+    run_cli("export", "cnn1", "--format", "c", "--out", out, "--store", small_store, check=0)
+    (tmp_path / "t.c").write_text('''#include "tr_model.h"
+int main(void) {
+  static int8_t w[TR_INPUT_LENGTH + 1]; int8_t s[TR_NUM_CLASSES]; float mv[TR_INPUT_LENGTH] = {0};
+  if (tr_classify(0, TR_INPUT_LENGTH, s) != TR_ERR_NULL) return 1;
+  if (tr_classify(w, TR_INPUT_LENGTH, 0) != TR_ERR_NULL) return 2;
+  if (tr_classify(w, TR_INPUT_LENGTH - 1, s) != TR_ERR_LENGTH) return 3;
+  if (tr_classify(w, TR_INPUT_LENGTH + 1, s) != TR_ERR_LENGTH) return 4;
+  if (tr_quantize(mv, 7, w) != TR_ERR_LENGTH || tr_quantize(0, TR_INPUT_LENGTH, w) != TR_ERR_NULL) return 5;
+  if (tr_quantize(mv, TR_INPUT_LENGTH, w) != 0) return 6;
+  { int c = tr_classify(w, TR_INPUT_LENGTH, s); return (c >= 0 && c < TR_NUM_CLASSES) ? 0 : 7; }
+}
+''')
+    proc = _cc("-std=c99", "-Wall", "-Wextra", "-Werror", "-I", out, tmp_path / "t.c", out / "tr_model.c", "-lm",
+               "-o", tmp_path / "t")
+    assert proc.returncode == 0, proc.stderr
+    assert subprocess.run([tmp_path / "t"]).returncode == 0
+
+
+def test_c_generator_names_an_unsupported_layer(small_store, tmp_path):
+    from tinyrhythm.errors import TinyRhythmError
+    from tinyrhythm.export.c import generate
+
+    out = tmp_path / "o"
+    run_cli("export", "cnn1", "--format", "onnx", "--out", out, "--store", small_store, check=0)
+    m = onnx.load(str(out / "model-int8.onnx"))
+    node = next(n for n in m.graph.node if n.op_type == "Add")
+    node.op_type, node.name = "Mul", "blocks.0.mystery"
+    onnx.save(m, str(tmp_path / "bad.onnx"))
+    import pytest
+
+    with pytest.raises(TinyRhythmError, match=r"blocks.0.mystery \(Mul\) is not supported"):
+        generate(tmp_path / "bad.onnx", tmp_path, 513, ["N", "A", "O", "~"])

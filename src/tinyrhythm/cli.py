@@ -226,6 +226,7 @@ def cmd_quantize(args) -> None:
 
     cfg = QuantizeConfig(method=args.method, per_channel=not args.per_tensor, calibration=args.calibration,
                          format=args.format, calibration_windows=args.calibration_windows, seed=args.seed,
+                         reduce_range=args.reduce_range,
                          qat_epochs=args.qat_epochs, qat_lr=args.qat_lr, threads=args.threads)
     r = quantize(args.model, args.out, cfg, store=args.store, quiet=args.quiet, force=args.force)
     _print_json(r) if args.json else _print_compression(r)
@@ -332,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", default="percentile", help="minmax, percentile or entropy (default percentile)")
     p.add_argument("--format", default="qdq", help="ONNX int8 format: qdq or qoperator (default qdq)")
     p.add_argument("--calibration-windows", type=int, default=1024, help="training windows to calibrate on")
+    p.add_argument("--reduce-range", action="store_true",
+                   help="7-bit weights: exact int8 arithmetic in ONNX Runtime on x86 CPUs without VNNI")
     p.add_argument("--store", default=None, help="window store (default: the one the parent was trained on)")
     p.add_argument("--qat-epochs", type=int, default=8)
     p.add_argument("--qat-lr", type=float, default=3e-4)

@@ -44,6 +44,10 @@ class QuantizeConfig:
     calibration: str = "percentile"
     format: str = "qdq"
     calibration_windows: int = 1024  # class-balanced sample of training windows
+    # 7-bit weights: ONNX Runtime's u8 x s8 kernels on x86 without VNNI sum pairs of products
+    # in int16 and can saturate; with reduce_range they cannot, so the model computes the exact
+    # integer arithmetic (what the generated C reproduces bit for bit).
+    reduce_range: bool = False
     seed: int = 0
     qat_epochs: int = 8  # QAT fine-tuning from the parent
     qat_lr: float = 3e-4
@@ -124,7 +128,7 @@ def quantize_onnx(float_path: Path, out_path: Path, cfg: QuantizeConfig, calib: 
             quantize_static(str(pre), str(tmp), _Reader(calib),
                             quant_format=QuantFormat.QDQ if cfg.format == "qdq" else QuantFormat.QOperator,
                             per_channel=cfg.per_channel, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=method)
+                            weight_type=QuantType.QInt8, calibrate_method=method, reduce_range=cfg.reduce_range)
         pre.unlink(missing_ok=True)
     os.replace(tmp, out_path)
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import TinyRhythmError
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "c")
 
 
 def _check_windows(lm, store: str | None, n: int = 1024) -> np.ndarray:
@@ -40,40 +40,67 @@ def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, st
         if not force:
             raise TinyRhythmError(f"{out}: exists and is not empty (use --force to replace it)")
     lm = load_model(model)
-    x = _check_windows(lm, store)
+    parent_name = None
+    if isinstance(lm.model, OrtModule):  # an int8 ONNX model: checked against (or rebuilt from) its float parent
+        parent_name = lm.meta.get("parent") or lm.meta.get("card", {}).get("parent")
+        if not parent_name:
+            raise TinyRhythmError(f"{model}: ONNX model without a float parent to check it against")
+        float_lm = load_model(parent_name)
+    elif isinstance(lm.model, TinyRhythmCNN):
+        float_lm = lm
+    else:
+        raise TinyRhythmError(f"{model}: a PyTorch int8 (fbgemm) run has no ONNX form; export its float parent")
+    x = _check_windows(float_lm, store)
     work = out.with_name(out.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    report: dict = {"model": model, "classes": lm.classes, "fs": lm.fs, "input_length": lm.input_length,
+    report: dict = {"model": model, "format": fmt, "classes": lm.classes, "fs": lm.fs, "input_length": lm.input_length,
                     "input": "ecg [batch, 1, input_length] float32, mV", "output": "logits [batch, classes]",
-                    "check_windows": int(len(x)), "check_split": "val", "forms": {}}
-    if isinstance(lm.model, TinyRhythmCNN):
-        export_onnx(lm.model, work / "model.onnx", lm.input_length)
-        cfg = QuantizeConfig(method="ptq", calibration=calibration)
-        calib = calibration_windows(store_for(lm, store), cfg.calibration_windows, cfg.seed)
-        quantize_onnx(work / "model.onnx", work / "model-int8.onnx", cfg, calib)
-        reference, report["macs"] = lm.model, count_macs(lm.model)
-        report["reference"] = "PyTorch float32"
-    elif isinstance(lm.model, OrtModule):  # an int8 zoo model: ship it as it is
-        shutil.copyfile(lm.model.path, work / "model-int8.onnx")
-        parent = lm.meta.get("parent") or lm.meta.get("card", {}).get("parent")
-        if not parent:
-            raise TinyRhythmError(f"{model}: ONNX model without a float parent to check it against")
-        reference = load_model(parent).model
-        report["reference"] = f"float parent {parent}"
-    else:
-        raise TinyRhythmError(f"{model}: a PyTorch int8 (fbgemm) run has no ONNX form; export its float parent")
-    for name in ("model.onnx", "model-int8.onnx"):
-        path = work / name
-        if not path.is_file():
-            continue
-        fid = fidelity(reference, OrtModule(path), x)
-        report["forms"][name] = {"weight_bytes": weight_bytes(path)["total"], "file_bytes": path.stat().st_size,
-                                 "latency_ms_batch1_1thread": round(latency_ms(path, lm.input_length), 4),
-                                 "max_abs_diff": fid["max_abs_diff"], "argmax_agreement": fid["argmax_agreement"],
-                                 "sqnr_db": fid["sqnr_db"]}
+                    "macs": count_macs(float_lm.model), "check_windows": int(len(x)), "check_split": "val",
+                    "reference": f"PyTorch float32 ({parent_name or model})", "forms": {}}
+    try:
+        export_onnx(float_lm.model, work / "model.onnx", lm.input_length)
+        calib = calibration_windows(store_for(float_lm, store), 1024, 0)
+        if fmt == "onnx" and parent_name:
+            shutil.copyfile(lm.model.path, work / "model-int8.onnx")  # ship the zoo's int8 model as it is
+        else:
+            # For C, 7-bit weights make ONNX Runtime's int8 arithmetic exact, so the two can be compared bit for bit.
+            cfg = QuantizeConfig(method="ptq", calibration=calibration, reduce_range=fmt == "c")
+            quantize_onnx(work / "model.onnx", work / "model-int8.onnx", cfg, calib)
+        for name in ("model.onnx", "model-int8.onnx"):
+            path = work / name
+            fid = fidelity(float_lm.model, OrtModule(path), x)
+            report["forms"][name] = {"weight_bytes": weight_bytes(path)["total"], "file_bytes": path.stat().st_size,
+                                     "latency_ms_batch1_1thread": round(latency_ms(path, lm.input_length), 4),
+                                     "max_abs_diff": fid["max_abs_diff"], "argmax_agreement": fid["argmax_agreement"],
+                                     "sqnr_db": fid["sqnr_db"]}
+        if fmt == "c":
+            report["c"] = _export_c(work, lm, x)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     (work / "export_report.json").write_text(json.dumps(report, indent=2) + "\n")
     if out.exists():
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     os.replace(work, out)
     return report
+
+
+def _export_c(work: Path, lm, x: np.ndarray) -> dict:
+    """Generate the C build, compile and run it on the check windows, compare with ONNX Runtime int8."""
+    from .c import code_bytes, compile_and_run, generate
+    from .onnx import INPUT_NAME, session
+
+    info = generate(work / "model-int8.onnx", work, lm.input_length, list(lm.classes))
+    xq = np.clip(np.rint(x[:, 0, :].astype(np.float32) / np.float32(info["input_scale"])) + info["input_zero_point"],
+                 -128, 127).astype(np.int8)
+    scores, seconds = compile_and_run(work, xq)
+    ort = session(work / "model-int8.onnx").run(None, {INPUT_NAME: x})[0]
+    c_logits = (scores.astype(np.float32) - info["output_zero_point"]) * np.float32(info["output_scale"])
+    steps = np.abs(c_logits - ort) / info["output_scale"]
+    return {**info, "files": sorted(p.name for p in work.glob("*.[ch]")),
+            "class_agreement_with_onnx_int8": round(float((c_logits.argmax(1) == ort.argmax(1)).mean()), 4),
+            "max_score_diff_steps": round(float(steps.max()), 3),
+            "code_bytes": code_bytes(work),
+            # one process over all check windows (start-up and I/O included), gcc -O2, one core
+            "latency_ms_per_window_O2": round(1e3 * seconds / len(xq), 4)}

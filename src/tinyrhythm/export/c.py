@@ -1,0 +1,491 @@
+"""Dependency-free C99 from an ONNX Runtime int8 (QDQ) model.
+
+The QDQ graph ONNX Runtime's static quantizer writes for this family is regular: every
+Conv, BatchNormalization, Add, MaxPool, Pad, Reshape and Gemm reads dequantized uint8
+activations and its output is quantized again. Each such node becomes one C kernel with
+integer arithmetic where ONNX Runtime's fused int8 kernels use it (convolution and dense:
+int32 accumulation of int8 weights, per-channel requantisation) and the same float
+requantisation elsewhere, so the C build gives ONNX Runtime's answers to within one
+quantisation step. Memory is one static arena whose size is fixed at generation time by
+a first-fit allocation over tensor lifetimes; there is no malloc.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TinyRhythmError
+
+SUPPORTED = ("Conv", "BatchNormalization", "Add", "MaxPool", "Pad", "Reshape", "Flatten", "Gemm")
+
+
+@dataclass
+class QTensor:
+    name: str
+    shape: tuple[int, int]  # (channels, length); dense vectors are (n, 1)
+    scale: float
+    zero: int
+    offset: int = -1
+    first: int = 0
+    last: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+
+@dataclass
+class Op:
+    kind: str
+    inputs: list[str]
+    output: str
+    params: dict = field(default_factory=dict)
+
+
+def _attrs(node) -> dict:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+class Lowering:
+    def __init__(self, path: Path):
+        import onnx
+        from onnx import numpy_helper
+
+        self.model = onnx.load(str(path))
+        g = self.model.graph
+        self.inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+        self.producer = {o: n for n in g.node for o in n.output}
+        self.tensors: dict[str, QTensor] = {}
+        self.ops: list[Op] = []
+        self.consts: list[str] = []
+
+    # -- constants ------------------------------------------------------------------
+    def const(self, name: str) -> np.ndarray:
+        """A constant input as float (dequantized when it is an int8 initializer behind a DQ)."""
+        if name in self.inits:
+            return self.inits[name].astype(np.float32)
+        node = self.producer.get(name)
+        if node is not None and node.op_type == "DequantizeLinear" and node.input[0] in self.inits:
+            q, s = self.inits[node.input[0]].astype(np.float32), self.inits[node.input[1]].astype(np.float32)
+            z = self.inits[node.input[2]].astype(np.float32) if len(node.input) > 2 else 0.0
+            if np.ndim(s) and q.ndim > 1:
+                shape = [-1] + [1] * (q.ndim - 1)
+                s, z = s.reshape(shape), np.reshape(z, shape)
+            return ((q - z) * s).astype(np.float32)
+        raise TinyRhythmError(f"{name}: expected a constant")
+
+    def quantized_const(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        node = self.producer.get(name)
+        if node is None or node.op_type != "DequantizeLinear" or node.input[0] not in self.inits:
+            raise TinyRhythmError(f"{name}: expected an int8 weight (QDQ model)")
+        return self.inits[node.input[0]], np.atleast_1d(self.inits[node.input[1]]).astype(np.float32)
+
+    def activation(self, name: str) -> QTensor:
+        """The quantized tensor behind a DequantizeLinear output."""
+        node = self.producer.get(name)
+        if node is None or node.op_type != "DequantizeLinear" or node.input[0] in self.inits:
+            raise TinyRhythmError(f"{name}: expected a dequantized activation (QDQ model)")
+        return self.tensors[node.input[0]]
+
+    # -- graph walk -----------------------------------------------------------------
+    def run(self, input_length: int) -> None:
+        g = self.model.graph
+        shapes: dict[str, tuple[int, int]] = {}
+        pending: dict[str, Op] = {}  # float outputs waiting for their QuantizeLinear
+        inp = g.input[0].name
+        for n in g.node:
+            if n.op_type == "QuantizeLinear":
+                scale = float(self.inits[n.input[1]])
+                zero = int(self.inits[n.input[2]]) if len(n.input) > 2 else 0
+                if self.inits[n.input[2]].dtype != np.uint8:
+                    raise TinyRhythmError(f"{n.name}: activations must be uint8")
+                src = n.input[0]
+                shape = (1, input_length) if src == inp else shapes[src]
+                self.tensors[n.output[0]] = QTensor(n.output[0], shape, scale, zero)
+                if src == inp:
+                    self.input = self.tensors[n.output[0]]
+                elif src in pending:
+                    pending.pop(src).output = n.output[0]
+                else:
+                    raise TinyRhythmError(f"{src}: quantized tensor without a supported producer")
+                continue
+            if n.op_type == "DequantizeLinear":
+                continue
+            if n.op_type not in SUPPORTED:
+                raise TinyRhythmError(f"layer {n.name or n.output[0]} ({n.op_type}) is not supported by the C generator "
+                                      f"(supported: {', '.join(SUPPORTED)})")
+            shapes[n.output[0]] = self._lower(n, shapes)
+            pending[n.output[0]] = self.ops[-1]
+        if pending:
+            raise TinyRhythmError(f"unquantized outputs: {', '.join(pending)} (not a QDQ model)")
+        if g.output[0].name not in {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}:
+            raise TinyRhythmError("the model output must be quantized (QDQ model)")
+        self.output = self.tensors[self.producer[g.output[0].name].input[0]]
+
+    def _lower(self, n, shapes) -> tuple[int, int]:
+        a = _attrs(n)
+        if n.op_type == "Conv":
+            x = self.activation(n.input[0])
+            w, ws = self.quantized_const(n.input[1])
+            cout, cin, k = w.shape
+            stride, pads = a.get("strides", [1])[0], a.get("pads", [0, 0])
+            if a.get("group", 1) != 1 or a.get("dilations", [1])[0] != 1 or cin != x.shape[0]:
+                raise TinyRhythmError(f"layer {n.name}: only plain 1-D convolutions are supported")
+            bq, _ = self.quantized_const(n.input[2])
+            lout = (x.shape[1] + pads[0] + pads[1] - k) // stride + 1
+            self.ops.append(Op("conv", [x.name], "", {"w": w, "ws": np.broadcast_to(ws, (cout,)).copy(), "b": bq,
+                                                      "k": k, "stride": stride, "pad": pads[0], "cout": cout}))
+            return (cout, lout)
+        if n.op_type == "BatchNormalization":
+            x = self.activation(n.input[0])
+            gamma, beta, mean, var = (self.const(i) for i in n.input[1:5])
+            # ONNX Runtime's order of operations: inv_std = 1/sqrt(var + eps), scale = inv_std * gamma.
+            inv_std = np.float32(1.0) / np.sqrt(var + np.float32(a.get("epsilon", 1e-5)))
+            scale = inv_std * gamma
+            self.ops.append(Op("affine", [x.name], "", {"a": scale.astype(np.float32),
+                                                        "b": (beta - mean * scale).astype(np.float32)}))
+            return x.shape
+        if n.op_type == "Add":
+            x, y = self.activation(n.input[0]), self.activation(n.input[1])
+            if x.shape != y.shape:
+                raise TinyRhythmError(f"layer {n.name}: Add of different shapes")
+            self.ops.append(Op("add", [x.name, y.name], ""))
+            return x.shape
+        if n.op_type == "MaxPool":
+            x = self.activation(n.input[0])
+            k, s = a["kernel_shape"][0], a.get("strides", [1])[0]
+            pads = a.get("pads", [0, 0])
+            ceil = a.get("ceil_mode", 0)
+            span = x.shape[1] + pads[0] + pads[1] - k
+            lout = (-(-span // s) if ceil else span // s) + 1
+            self.ops.append(Op("maxpool", [x.name], "", {"k": k, "stride": s, "pad": pads[0]}))
+            return (x.shape[0], lout)
+        if n.op_type == "Pad":
+            x = self.activation(n.input[0])
+            pads = [int(p) for p in self.inits[n.input[1]]]
+            if a.get("mode", b"constant") not in (b"constant", "constant") or any(pads[i] for i in (0, 2, 3, 5)):
+                raise TinyRhythmError(f"layer {n.name}: only zero channel padding at the end is supported")
+            self.ops.append(Op("padc", [x.name], "", {"extra": pads[4]}))
+            return (x.shape[0] + pads[4], x.shape[1])
+        if n.op_type in ("Reshape", "Flatten"):
+            x = self.activation(n.input[0])
+            self.ops.append(Op("copy", [x.name], ""))
+            return (x.size, 1)
+        if n.op_type == "Gemm":
+            x = self.activation(n.input[0])
+            w, ws = self.quantized_const(n.input[1])
+            if not a.get("transB", 0):
+                w = w.T
+            bq, _ = self.quantized_const(n.input[2])
+            self.ops.append(Op("dense", [x.name], "", {"w": np.ascontiguousarray(w), "ws": np.broadcast_to(ws, (w.shape[0],)).copy(),
+                                                       "b": bq, "cout": w.shape[0]}))
+            return (w.shape[0], 1)
+        raise AssertionError(n.op_type)
+
+    # -- memory -----------------------------------------------------------------------
+    def plan(self) -> int:
+        """First-fit offsets in one arena over tensor lifetimes (op indices)."""
+        order = [self.input.name] + [op.output for op in self.ops]
+        for t in self.tensors.values():
+            t.first, t.last = -1, -1
+        self.input.first = 0
+        for i, op in enumerate(self.ops, start=1):
+            self.tensors[op.output].first = i
+            for name in op.inputs:
+                self.tensors[name].last = i
+        self.output.last = len(self.ops) + 1
+        placed: list[QTensor] = []
+        peak = 0
+        for name in order:
+            t = self.tensors[name]
+            live = sorted((p for p in placed if p.last >= t.first and p.first <= t.last), key=lambda p: p.offset)
+            off = 0
+            for p in live:
+                if off + t.size <= p.offset:
+                    break
+                off = max(off, p.offset + p.size)
+            off = (off + 3) & ~3
+            t.offset = off
+            placed.append(t)
+            peak = max(peak, off + t.size)
+        return (peak + 3) & ~3
+
+
+def _f(v) -> str:
+    """A float32 constant spelled exactly (9 significant digits round-trip)."""
+    return f"{float(np.float32(v)):.9g}f"
+
+
+def _arr(name: str, ctype: str, values, per_line: int = 16) -> str:
+    vals = [str(int(v)) if ctype != "float" else f"{float(v):.9g}f" for v in np.asarray(values).ravel()]
+    lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
+    return f"static const {ctype} {name}[{len(vals)}] = {{\n  " + ",\n  ".join(lines) + "\n};\n"
+
+
+KERNELS = {
+    'sat_u8': r"""static uint8_t sat_u8(long v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
+""",
+    'conv1d_q': r"""/* conv1d, int8 weights [cout][cin][k], int32 bias, zero padding, per-channel requantisation */
+static void conv1d_q(const uint8_t *x, int cin, int lin, int zx, const int8_t *w, const int32_t *b,
+                     const float *mult, int cout, int k, int stride, int pad, uint8_t *y, int lout, int zy) {
+  int co, t, ci, j;
+  for (co = 0; co < cout; ++co) {
+    for (t = 0; t < lout; ++t) {
+      int32_t acc = b[co];
+      int start = t * stride - pad;
+      for (ci = 0; ci < cin; ++ci) {
+        const uint8_t *xr = x + ci * lin;
+        const int8_t *wr = w + (co * cin + ci) * k;
+        for (j = 0; j < k; ++j) {
+          int p = start + j;
+          if (p >= 0 && p < lin) acc += ((int32_t)xr[p] - zx) * (int32_t)wr[j];
+        }
+      }
+      y[co * lout + t] = sat_u8(zy + lrintf((float)acc * mult[co]));
+    }
+  }
+}
+""",
+    'dense_q': r"""/* dense layer: int8 weights [cout][cin], int32 bias */
+static void dense_q(const uint8_t *x, int cin, int zx, const int8_t *w, const int32_t *b, const float *mult,
+                    int cout, uint8_t *y, int zy) {
+  int co, ci;
+  for (co = 0; co < cout; ++co) {
+    int32_t acc = b[co];
+    for (ci = 0; ci < cin; ++ci) acc += ((int32_t)x[ci] - zx) * (int32_t)w[co * cin + ci];
+    y[co] = sat_u8(zy + lrintf((float)acc * mult[co]));
+  }
+}
+""",
+    'affine_q': r"""/* per-channel affine (BatchNorm, unfoldable in a pre-activation network), ReLU by the uint8 range */
+static void affine_q(const uint8_t *x, int c, int l, float sx, int zx, const float *a, const float *bb,
+                     float sy, int zy, uint8_t *y) {
+  int ch, t;
+  for (ch = 0; ch < c; ++ch)
+    for (t = 0; t < l; ++t) {
+      float v = (float)((int)x[ch * l + t] - zx) * sx;
+      v = v * a[ch] + bb[ch];
+      y[ch * l + t] = sat_u8(zy + lrintf(v / sy));
+    }
+}
+""",
+    'add_q': r"""/* ratios are sx/sy and sz/sy in float32, as ONNX Runtime's QLinearAdd */
+static void add_q(const uint8_t *x, float rx, int zx, const uint8_t *z, float rz, int zz, int n, int zy, uint8_t *y) {
+  int i;
+  for (i = 0; i < n; ++i)
+    y[i] = sat_u8(lrintf((float)((int)x[i] - zx) * rx + (float)((int)z[i] - zz) * rz + (float)zy));
+}
+""",
+    'requant': r"""static void requant(const uint8_t *x, float sx, int zx, int n, float sy, int zy, uint8_t *y) {
+  int i;
+  for (i = 0; i < n; ++i) y[i] = sat_u8(zy + lrintf((float)((int)x[i] - zx) * sx / sy));
+}
+""",
+    'maxpool_q': r"""static void maxpool_q(const uint8_t *x, int c, int lin, int k, int stride, int pad, int lout, uint8_t *y) {
+  int ch, t, j;
+  for (ch = 0; ch < c; ++ch)
+    for (t = 0; t < lout; ++t) {
+      int best = -1;
+      for (j = 0; j < k; ++j) {
+        int p = t * stride - pad + j;
+        if (p >= 0 && p < lin && x[ch * lin + p] > best) best = x[ch * lin + p];
+      }
+      y[ch * lout + t] = (uint8_t)best;
+    }
+}
+""",
+}
+
+
+
+def _kernels(body: list[str]) -> str:
+    """Only the kernels the model calls: unused static functions would break -Werror builds."""
+    used = [k for k in KERNELS if k == "sat_u8" or any(f"  {k}(" in line for line in body)]
+    return "\n".join(KERNELS[k] for k in used)
+
+
+def generate(onnx_path: str | os.PathLike, out: str | os.PathLike, input_length: int, classes: list[str],
+             prefix: str = "tr") -> dict:
+    """Write `{prefix}_model.h`, `{prefix}_model.c` and a stdin/stdout `main.c` for testing."""
+    lw = Lowering(Path(onnx_path))
+    lw.run(input_length)
+    arena = lw.plan()
+    out = Path(out)
+    P = prefix.upper()
+    body, consts = [], []
+    weight_bytes = 0
+    for i, op in enumerate(lw.ops):
+        y = lw.tensors[op.output]
+        xs = [lw.tensors[n] for n in op.inputs]
+        x = xs[0]
+        X = f"A + {x.offset}"
+        Y = f"A + {y.offset}"
+        if op.kind in ("conv", "dense"):
+            p = op.params
+            mult = (np.float32(x.scale) * p["ws"].astype(np.float32)) / np.float32(y.scale)  # float32, as ORT
+            consts += [_arr(f"w{i}", "int8_t", p["w"]), _arr(f"b{i}", "int32_t", p["b"]), _arr(f"m{i}", "float", mult)]
+            weight_bytes += p["w"].size + 4 * p["b"].size + 4 * mult.size
+            if op.kind == "conv":
+                body.append(f"  conv1d_q({X}, {x.shape[0]}, {x.shape[1]}, {x.zero}, w{i}, b{i}, m{i}, {p['cout']}, "
+                            f"{p['k']}, {p['stride']}, {p['pad']}, {Y}, {y.shape[1]}, {y.zero});")
+            else:
+                body.append(f"  dense_q({X}, {x.size}, {x.zero}, w{i}, b{i}, m{i}, {p['cout']}, {Y}, {y.zero});")
+        elif op.kind == "affine":
+            consts += [_arr(f"a{i}", "float", op.params["a"]), _arr(f"c{i}", "float", op.params["b"])]
+            weight_bytes += 8 * op.params["a"].size
+            body.append(f"  affine_q({X}, {x.shape[0]}, {x.shape[1]}, {_f(x.scale)}, {x.zero}, a{i}, c{i}, "
+                        f"{_f(y.scale)}, {y.zero}, {Y});")
+        elif op.kind == "add":
+            z = xs[1]
+            rx, rz = np.float32(x.scale) / np.float32(y.scale), np.float32(z.scale) / np.float32(y.scale)
+            body.append(f"  add_q({X}, {_f(rx)}, {x.zero}, A + {z.offset}, {_f(rz)}, {z.zero}, {y.size}, {y.zero}, {Y});")
+        elif op.kind == "maxpool":
+            p = op.params
+            if x.scale != y.scale or x.zero != y.zero:
+                raise TinyRhythmError("MaxPool must keep its input's quantisation")
+            body.append(f"  maxpool_q({X}, {x.shape[0]}, {x.shape[1]}, {p['k']}, {p['stride']}, {p['pad']}, "
+                        f"{y.shape[1]}, {Y});")
+        elif op.kind == "padc":
+            n_in = x.size
+            body.append(f"  requant({X}, {_f(x.scale)}, {x.zero}, {n_in}, {_f(y.scale)}, {y.zero}, {Y});")
+            body.append(f"  memset({Y} + {n_in}, {y.zero}, {y.size - n_in});")
+        elif op.kind == "copy":
+            body.append(f"  requant({X}, {_f(x.scale)}, {x.zero}, {x.size}, {_f(y.scale)}, {y.zero}, {Y});")
+        body.append(f"  TR_TRACE({i}, {Y}, {y.size});")
+    inp, outp = lw.input, lw.output
+    n_classes = outp.size
+    header = f"""/* Generated by tinyrhythm: int8 rhythm classifier, dependency-free C99. */
+#ifndef {P}_MODEL_H
+#define {P}_MODEL_H
+#include <stdint.h>
+
+#define {P}_INPUT_LENGTH {input_length}   /* samples per window */
+#define {P}_NUM_CLASSES {n_classes}
+#define {P}_ARENA_BYTES {arena}          /* all working memory: one static arena */
+/* window[i] = clamp(round(mV / INPUT_SCALE) + INPUT_ZERO_POINT, -128, 127) */
+#define {P}_INPUT_SCALE {_f(inp.scale)}
+#define {P}_INPUT_ZERO_POINT ({inp.zero - 128})
+/* logit[c] = (scores[c] - OUTPUT_ZERO_POINT) * OUTPUT_SCALE */
+#define {P}_OUTPUT_SCALE {_f(outp.scale)}
+#define {P}_OUTPUT_ZERO_POINT ({outp.zero - 128})
+#define {P}_ERR_NULL (-1)
+#define {P}_ERR_LENGTH (-2)
+
+/* Class labels, in score order: {", ".join(classes)} */
+extern const char *const {prefix}_labels[{P}_NUM_CLASSES];
+
+/* Classify one quantized window of `length` samples; writes NUM_CLASSES int8 scores.
+   Returns the winning class index, or ERR_NULL / ERR_LENGTH. Not reentrant (static arena). */
+int {prefix}_classify(const int8_t *window, int length, int8_t *scores);
+
+/* Quantize `length` samples in mV into `window`; returns 0, or ERR_NULL / ERR_LENGTH. */
+int {prefix}_quantize(const float *mv, int length, int8_t *window);
+
+#endif
+"""
+    labels = ", ".join('"' + c.replace('"', '\\"') + '"' for c in classes)
+    source = f"""/* Generated by tinyrhythm from an ONNX Runtime int8 (QDQ) model. Do not edit. */
+#include "{prefix}_model.h"
+#include <math.h>
+#include <string.h>
+
+const char *const {prefix}_labels[{P}_NUM_CLASSES] = {{{labels}}};
+
+static uint8_t A[{P}_ARENA_BYTES];
+#ifndef TR_TRACE /* define TR_TRACE(op, ptr, n) to inspect every layer's output */
+#define TR_TRACE(op, ptr, n)
+#endif
+{_kernels(body)}
+{"".join(consts)}
+int {prefix}_quantize(const float *mv, int length, int8_t *window) {{
+  int i;
+  if (!mv || !window) return {P}_ERR_NULL;
+  if (length != {P}_INPUT_LENGTH) return {P}_ERR_LENGTH;
+  for (i = 0; i < length; ++i) {{
+    long q = lrintf(mv[i] / {P}_INPUT_SCALE) + {P}_INPUT_ZERO_POINT;
+    window[i] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
+  }}
+  return 0;
+}}
+
+int {prefix}_classify(const int8_t *window, int length, int8_t *scores) {{
+  int i, best = 0;
+  if (!window || !scores) return {P}_ERR_NULL;
+  if (length != {P}_INPUT_LENGTH) return {P}_ERR_LENGTH;
+  for (i = 0; i < length; ++i) A[{inp.offset} + i] = (uint8_t)((int)window[i] + 128);
+{chr(10).join(body)}
+  for (i = 0; i < {P}_NUM_CLASSES; ++i) {{
+    scores[i] = (int8_t)((int)A[{outp.offset} + i] - 128);
+    if (scores[i] > scores[best]) best = i;
+  }}
+  return best;
+}}
+"""
+    main = f"""/* Test driver: int8 windows on stdin ({P}_INPUT_LENGTH bytes each), int8 scores on stdout. */
+#include <stdio.h>
+#include "{prefix}_model.h"
+
+int main(void) {{
+  int8_t window[{P}_INPUT_LENGTH], scores[{P}_NUM_CLASSES];
+  while (fread(window, 1, sizeof window, stdin) == sizeof window) {{
+    if ({prefix}_classify(window, {P}_INPUT_LENGTH, scores) < 0) return 1;
+    fwrite(scores, 1, sizeof scores, stdout);
+  }}
+  return 0;
+}}
+"""
+    (out / f"{prefix}_model.h").write_text(header)
+    (out / f"{prefix}_model.c").write_text(source)
+    (out / "main.c").write_text(main)
+    return {"arena_bytes": arena, "weight_bytes": int(weight_bytes), "ops": len(lw.ops),
+            "input_scale": inp.scale, "input_zero_point": inp.zero - 128,
+            "output_scale": outp.scale, "output_zero_point": outp.zero - 128}
+
+
+def compile_and_run(out: Path, windows_q: np.ndarray, prefix: str = "tr") -> tuple[np.ndarray, float]:
+    """Build the driver (gcc -O2) and run it on int8 windows: (scores, seconds of the run, one process)."""
+    import subprocess
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        raise TinyRhythmError("no C compiler (gcc) found")
+    exe = out / "tr_test"
+    subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(out / f"{prefix}_model.c"),
+                    str(out / "main.c"), "-lm"], check=True, capture_output=True, text=True)
+    import time
+
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(exe)], input=np.ascontiguousarray(windows_q, np.int8).tobytes(), capture_output=True,
+                          check=True)
+    seconds = time.perf_counter() - t0
+    exe.unlink()
+    return np.frombuffer(proc.stdout, np.int8).reshape(len(windows_q), -1), seconds
+
+
+def code_bytes(out: Path, prefix: str = "tr") -> dict:
+    """`size` of the model object at -Os: host gcc, and Cortex-M4 where arm-none-eabi-gcc is installed."""
+    import subprocess
+    import tempfile
+
+    result = {}
+    for key, cc, flags in (("x86_64_gcc_Os", "gcc", []),
+                           ("cortex_m4_gcc_Os", "arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
+                                                                      "-mfpu=fpv4-sp-d16"])):
+        exe, size = shutil.which(cc), shutil.which(cc.replace("gcc", "size")) if cc != "gcc" else shutil.which("size")
+        if not exe or not size:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            obj = Path(tmp) / "m.o"
+            subprocess.run([exe, "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror", *flags, "-c",
+                            str(out / f"{prefix}_model.c"), "-o", str(obj)], check=True, capture_output=True)
+            text, data, bss = (int(v) for v in subprocess.run([size, str(obj)], capture_output=True, text=True,
+                                                              check=True).stdout.splitlines()[1].split()[:3])
+        result[key] = {"text": text, "data": data, "bss": bss, "flash": text + data, "ram": data + bss}
+    return result
