@@ -240,13 +240,17 @@ static void conv1d_q(const uint8_t *x, int cin, int lin, int zx, const int8_t *w
     for (t = 0; t < lout; ++t) {
       int32_t acc = b[co];
       int start = t * stride - pad;
+      /* taps that fall in the zero padding contribute nothing: loop over the others only */
+      int j0 = start < 0 ? -start : 0, j1 = start + k > lin ? lin - start : k;
       for (ci = 0; ci < cin; ++ci) {
-        const uint8_t *xr = x + ci * lin;
+        const uint8_t *xr = x + ci * lin + start;
         const int8_t *wr = w + (co * cin + ci) * k;
-        for (j = 0; j < k; ++j) {
-          int p = start + j;
-          if (p >= 0 && p < lin) acc += ((int32_t)xr[p] - zx) * (int32_t)wr[j];
+        int32_t sx = 0, sw = 0;
+        for (j = j0; j < j1; ++j) {
+          sx += (int32_t)xr[j] * (int32_t)wr[j];
+          sw += wr[j];
         }
+        acc += sx - zx * sw;
       }
       y[co * lout + t] = sat_u8(zy + lrintf((float)acc * mult[co]));
     }
