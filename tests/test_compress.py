@@ -222,6 +222,11 @@ def test_study_runs_a_grid_resumes_and_writes_tables(small_store, tmp_path):
     stamp = (out / "cnn1-ptq" / "metrics.json").stat().st_mtime_ns
     run_cli("study", cfg, "--quiet", check=0)
     assert (out / "cnn1-ptq" / "metrics.json").stat().st_mtime_ns == stamp  # finished cells are not run again
+    # A pipeline step whose parent has not run is skipped, not failed.
+    study["cells"].append({"name": "later", "kind": "quantize", "parent": "@not-yet", "method": "fp16"})
+    cfg.write_text(json.dumps(study))
+    proc = run_cli("study", cfg, check=0)
+    assert "skipping later: waiting for not-yet" in proc.stderr and not (out / "later").exists()
     study["cells"].append({"name": "x", "kind": "squash", "model": "cnn1"})
     cfg.write_text(json.dumps(study))
     assert_one_line_error(run_cli("study", cfg), "unknown kind 'squash'")

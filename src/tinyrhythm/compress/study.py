@@ -244,6 +244,11 @@ def run_study(path: str | os.PathLike, only: list[str] | None = None, quiet: boo
             continue
         if (out / cell["name"] / "metrics.json").is_file():
             continue
+        waiting = [r[1:] for r in (cell.get("parent"), cell.get("teacher"), cell.get("model"))
+                   if isinstance(r, str) and r.startswith("@") and not (out / r[1:] / "metrics.json").is_file()]
+        if waiting:  # a pipeline step whose parent has not run (yet): the next run of the study picks it up
+            print(f"study: skipping {cell['name']}: waiting for {', '.join(waiting)}", file=sys.stderr)
+            continue
         if dry_run:
             print(f"would run {cell['name']}", file=sys.stderr)
             continue
