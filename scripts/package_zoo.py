@@ -2,6 +2,10 @@
 
     python scripts/package_zoo.py NAME=RUN_DIR [NAME=RUN_DIR ...]
 
+Zoo v2 (compressed models):
+    python scripts/package_zoo.py cnn3-kd=runs/study/cnn3-kd-T4-a0.5-s0 \
+        cnn3-kd-int8=runs/zoo2/cnn3-kd-int8 cnn3-int8=runs/zoo2/cnn3-int8
+
 The card records the architecture, task, labels, input rate and length, the weights'
 SHA-256, sizes, the training config and data (store config hash), and the run's
 validation and test metrics as measured by the training run (test scored once, after
@@ -89,6 +93,7 @@ def _pick(r):
 def main(argv: list[str]) -> None:
     WEIGHTS_DIR.mkdir(exist_ok=True)
     CARDS_DIR.mkdir(exist_ok=True)
+    names = {str(Path(item.split("=", 1)[1])): item.split("=", 1)[0] for item in argv}
     for item in argv:
         name, run = item.split("=", 1)
         run = Path(run)
@@ -96,6 +101,8 @@ def main(argv: list[str]) -> None:
         card = card_for_quantized(name, run) if quantized else card_for(name, run)
         dst = WEIGHTS_DIR / card["weights"]
         shutil.copyfile(run / ("model.onnx" if quantized else "model.pt"), dst)
+        if card.get("parent") in names:  # a parent packaged alongside: name it by its zoo name
+            card["parent"] = names[card["parent"]]
         card["sha256"] = sha256(dst)
         card["file_bytes"] = dst.stat().st_size
         (CARDS_DIR / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")

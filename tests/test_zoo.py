@@ -10,8 +10,8 @@ from tinyrhythm.errors import DataError
 
 from conftest import CINC, assert_one_line_error, run_cli
 
-EXPECTED = {"cnn1", "cnn2", "cnn3", "cnn4", "cnn5"}
-INT8 = {"cnn3-int8"}
+EXPECTED = {"cnn1", "cnn2", "cnn3", "cnn4", "cnn5", "cnn3-kd"}
+INT8 = {"cnn3-int8", "cnn3-kd-int8"}
 
 
 def test_zoo_list_json():
