@@ -316,8 +316,9 @@ def _kernels(body: list[str]) -> str:
 
 
 def generate(onnx_path: str | os.PathLike, out: str | os.PathLike, input_length: int, classes: list[str],
-             prefix: str = "tr") -> dict:
+             prefix: str = "tr", hop: int | None = None) -> dict:
     """Write `{prefix}_model.h`, `{prefix}_model.c` and a stdin/stdout `main.c` for testing."""
+    hop = hop or input_length // 2
     lw = Lowering(Path(onnx_path))
     lw.run(input_length)
     arena = lw.plan()
@@ -392,6 +393,16 @@ int {prefix}_classify(const int8_t *window, int length, int8_t *scores);
 /* Quantize `length` samples in mV into `window`; returns 0, or ERR_NULL / ERR_LENGTH. */
 int {prefix}_quantize(const float *mv, int length, int8_t *window);
 
+/* Streaming: windows start every HOP samples of the stream (the windows of a batch pass). */
+#define {P}_HOP {hop}
+#define {P}_NO_DECISION (-3)
+typedef struct {{ int8_t ring[{P}_INPUT_LENGTH]; long count; }} {prefix}_stream_t;
+void {prefix}_stream_init({prefix}_stream_t *s);
+/* Consume samples up to the one that completes a window (*consumed says how many); returns
+   the class and fills scores when a window completed, NO_DECISION when all n were consumed
+   without one, or ERR_NULL. Call again with the rest of the chunk. */
+int {prefix}_stream_push({prefix}_stream_t *s, const int8_t *samples, int n, int *consumed, int8_t *scores);
+
 #endif
 """
     labels = ", ".join('"' + c.replace('"', '\\"') + '"' for c in classes)
@@ -417,6 +428,27 @@ int {prefix}_quantize(const float *mv, int length, int8_t *window) {{
     window[i] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
   }}
   return 0;
+}}
+
+void {prefix}_stream_init({prefix}_stream_t *s) {{
+  if (s) s->count = 0;
+}}
+
+int {prefix}_stream_push({prefix}_stream_t *s, const int8_t *samples, int n, int *consumed, int8_t *scores) {{
+  static int8_t window[{P}_INPUT_LENGTH];
+  int i, j;
+  if (!s || !samples || !consumed || !scores) return {P}_ERR_NULL;
+  for (i = 0; i < n; ++i) {{
+    s->ring[s->count % {P}_INPUT_LENGTH] = samples[i];
+    s->count++;
+    if (s->count >= {P}_INPUT_LENGTH && (s->count - {P}_INPUT_LENGTH) % {P}_HOP == 0) {{
+      for (j = 0; j < {P}_INPUT_LENGTH; ++j) window[j] = s->ring[(s->count + j) % {P}_INPUT_LENGTH];
+      *consumed = i + 1;
+      return {prefix}_classify(window, {P}_INPUT_LENGTH, scores);
+    }}
+  }}
+  *consumed = n;
+  return {P}_NO_DECISION;
 }}
 
 int {prefix}_classify(const int8_t *window, int length, int8_t *scores) {{

@@ -1,0 +1,57 @@
+"""Streaming classification: push samples in chunks as a device does, get a decision at every hop.
+
+Windows start at 0, hop, 2*hop, ... of the stream, exactly the windows a batch pass over the
+whole signal takes, so the decisions equal the batch results (tested) whatever the chunk sizes.
+Samples are at the model's rate (`lm.fs`); memory is one window plus one chunk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import TinyRhythmError
+
+
+class StreamingClassifier:
+    def __init__(self, lm, hop: int | None = None):
+        self.lm, self.length = lm, lm.input_length
+        self.hop = hop or self.length // 2
+        if not 0 < self.hop <= self.length:
+            raise TinyRhythmError(f"hop must lie in 1..{self.length}, got {self.hop}")
+        self.buf = np.zeros(0, np.float32)
+        self.base = 0  # stream index of buf[0]
+        self.next_start = 0
+
+    def push(self, samples) -> list[tuple[int, np.ndarray]]:
+        """Add samples; returns (start sample, class probabilities) for every window completed."""
+        x = np.asarray(samples, np.float32).ravel()
+        if not np.isfinite(x).all():
+            raise TinyRhythmError("stream contains NaN or infinite samples")
+        self.buf = np.concatenate([self.buf, x])
+        starts = []
+        while self.next_start + self.length <= self.base + len(self.buf):
+            starts.append(self.next_start)
+            self.next_start += self.hop
+        out = []
+        if starts:
+            wins = np.stack([self.buf[s - self.base : s - self.base + self.length] for s in starts])
+            with torch.no_grad():
+                p = torch.softmax(self.lm.model(torch.from_numpy(wins).unsqueeze(1)), dim=1).numpy()
+            out = list(zip(starts, p))
+        keep = self.next_start - self.base  # samples before the next window's start are no longer needed
+        if keep > 0:
+            self.buf, self.base = self.buf[keep:], self.base + keep
+        return out
+
+
+def batch_decisions(lm, signal: np.ndarray, hop: int | None = None) -> list[tuple[int, np.ndarray]]:
+    """The same windows in one pass over a whole signal (at the model's rate)."""
+    hop = hop or lm.input_length // 2
+    starts = list(range(0, len(signal) - lm.input_length + 1, hop))
+    if not starts:
+        return []
+    wins = np.stack([signal[s : s + lm.input_length] for s in starts]).astype(np.float32)
+    with torch.no_grad():
+        p = torch.softmax(lm.model(torch.from_numpy(wins).unsqueeze(1)), dim=1).numpy()
+    return list(zip(starts, p))
