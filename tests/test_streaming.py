@@ -38,9 +38,9 @@ def test_python_stream_equals_batch_whatever_the_chunks():
         StreamingClassifier(lm).push([0.0, float("nan")])
 
 
-def test_c_stream_equals_c_batch(tmp_path):
+def test_c_stream_equals_c_batch(small_store, tmp_path):
     out = tmp_path / "c"
-    run_cli("export", "cnn1", "--format", "c", "--out", out, check=0)
+    run_cli("export", "cnn1", "--format", "c", "--out", out, "--store", small_store, check=0)
     (tmp_path / "s.c").write_text('''#include <stdio.h>
 #include <stdlib.h>
 #include "tr_model.h"
