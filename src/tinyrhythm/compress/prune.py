@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -196,6 +197,7 @@ def prune(parent: str, out: str | os.PathLike, cfg: PruneConfig, store: str | No
     from ..train.config import TrainConfig
     from ..train.loop import run_metadata, score_split, train
     from ..windows.store import write_json_atomic
+    from .quantize import torch_latency_ms
 
     cfg.check()
     torch.set_num_threads(max(1, cfg.threads))
@@ -214,8 +216,6 @@ def prune(parent: str, out: str | os.PathLike, cfg: PruneConfig, store: str | No
                                   "schedule": "cosine", "seed": cfg.seed, "threads": cfg.threads, "init": "",
                                   "teacher": "", "patience": max(cfg.finetune_epochs, 1)})
     torch.manual_seed(cfg.seed)
-    import copy
-
     model = channel_prune(parent_model, cfg.sparsity) if cfg.method == "channel" else copy.deepcopy(parent_model)
     hook = None
     if cfg.method != "channel":
@@ -234,7 +234,6 @@ def prune(parent: str, out: str | os.PathLike, cfg: PruneConfig, store: str | No
         save_atomic(model.state_dict(), work / "model.pt")
     model.eval()
     cpu = torch.device("cpu")
-    from .quantize import torch_latency_ms
     result = {
         "parent": str(parent), "method": cfg.method, "scope": cfg.scope, "target_sparsity": cfg.sparsity,
         **size_report(model), "parent_size": size_report(parent_model),
