@@ -137,7 +137,7 @@ def test_fbgemm_int8_matches_float_on_real_windows(small_store):
     q = convert_torch(prepared)
     assert torch.backends.quantized.engine == "fbgemm"
     fid = fidelity(lm.model, q, x)
-    assert fid["sqnr_db"] > 11 and fid["argmax_agreement"] > 0.88, fid
+    assert fid["sqnr_db"] > 15 and fid["argmax_agreement"] > 0.93, fid
     # Fused Conv+BN(+ReLU) int8 modules, not functional convolutions with float BatchNorm between.
     kinds = {type(m).__name__ for m in q.modules()}
     assert {"ConvReLU1d", "Linear"} <= kinds, kinds
