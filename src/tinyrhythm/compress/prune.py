@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import TinyRhythmError
+from . import float_parent
 
 METHODS = ("magnitude", "gradual", "channel")
 SCOPES = ("layer", "global")
@@ -156,34 +157,12 @@ def size_report(model: nn.Module) -> dict:
     pr_total = sum(p.numel() for p in params.values())
     pr_nonzero = sum(int((p != 0).sum()) for p in params.values())
     other = total - pr_total
-    macs = count_macs(model)
-    # MACs of nonzero weights: each layer's dense MACs scaled by its density.
-    sparse_macs = 0
-    hooks = []
-
-    def hook(m, inp, out):
-        nonlocal sparse_macs
-        density = float((m.weight != 0).float().mean())
-        if isinstance(m, nn.Conv1d):
-            sparse_macs += density * out.shape[-1] * m.out_channels * m.in_channels * m.kernel_size[0]
-        else:
-            sparse_macs += density * m.in_features * m.out_features
-
-    for m in model.modules():
-        if isinstance(m, (nn.Conv1d, nn.Linear)):
-            hooks.append(m.register_forward_hook(hook))
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, 1, model.config.input_length))
-    model.train(was)
-    for h in hooks:
-        h.remove()
+    macs, sparse_macs = count_macs(model), count_macs(model, nonzero_only=True)
     return {
         "params": total, "params_table": count_params_table(model), "nonzero_params": nonzero,
         "sparsity": round(1 - pr_nonzero / pr_total, 4),
         "dense_bytes": 4 * total, "sparse_bytes": 4 * (pr_nonzero + other) + math.ceil(pr_total / 8),
-        "macs": macs, "sparse_macs": int(round(sparse_macs)),
+        "macs": macs, "sparse_macs": sparse_macs,
     }
 
 
@@ -192,8 +171,6 @@ def prune(parent: str, out: str | os.PathLike, cfg: PruneConfig, store: str | No
     """Prune a run folder or zoo model into the run folder `out` (fine-tuned there); returns its metrics."""
     from ..checkpoint import load_weights, save_atomic
     from ..evaluate.run import store_for
-    from ..inference import load_model
-    from ..models import TinyRhythmCNN
     from ..train.config import TrainConfig
     from ..train.loop import run_metadata, score_split, train
     from ..windows.store import write_json_atomic
@@ -201,14 +178,7 @@ def prune(parent: str, out: str | os.PathLike, cfg: PruneConfig, store: str | No
 
     cfg.check()
     torch.set_num_threads(max(1, cfg.threads))
-    lm = load_model(parent)
-    if not isinstance(lm.model, TinyRhythmCNN):
-        raise TinyRhythmError(f"{parent}: a quantized model cannot be pruned; prune its float parent")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise TinyRhythmError(f"{out}: run folder exists and is not empty")
-        shutil.rmtree(out)
+    lm, out = float_parent(parent, out, force, "pruned")
     ws = store_for(lm, store)
     parent_model = lm.model.eval()
     base = lm.meta.get("train") or lm.meta.get("card", {}).get("train") or {}

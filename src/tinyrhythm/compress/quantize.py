@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import TinyRhythmError
+from . import float_parent
 from ..windows.store import WindowStore, write_json_atomic
 
 METHODS = ("ptq", "fp16", "fbgemm", "qat")
@@ -226,20 +227,12 @@ def quantize(parent: str, out: str | os.PathLike, cfg: QuantizeConfig, store: st
     """Quantize a run folder or zoo model into the run folder `out`; returns its metrics."""
     from ..evaluate.run import store_for
     from ..export.onnx import OrtModule, export_onnx, latency_ms, weight_bytes
-    from ..inference import load_model
-    from ..models import TinyRhythmCNN, count_macs
+    from ..models import count_macs
     from ..train.loop import score_split
 
     cfg.check()
     torch.set_num_threads(max(1, cfg.threads))
-    lm = load_model(parent)
-    if not isinstance(lm.model, TinyRhythmCNN):
-        raise TinyRhythmError(f"{parent}: already quantized; quantize its float parent")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise TinyRhythmError(f"{out}: run folder exists and is not empty")
-        shutil.rmtree(out)
+    lm, out = float_parent(parent, out, force, "quantized")
     try:
         ws = store_for(lm, store)
     except TinyRhythmError as exc:

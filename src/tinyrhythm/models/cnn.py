@@ -140,24 +140,23 @@ def count_params_table(model: nn.Module) -> int:
     return n
 
 
-def count_macs(model: TinyRhythmCNN) -> int:
-    """Multiply-accumulates per window of the convolutions and the linear head."""
-    macs = 0
+def count_macs(model: TinyRhythmCNN, nonzero_only: bool = False) -> int:
+    """Multiply-accumulates per window of the convolutions and the linear head; with
+    `nonzero_only`, only those of nonzero weights (each layer scaled by its density)."""
+    macs = 0.0
     hooks = []
 
-    def conv_hook(m, inp, out):
+    def hook(m, inp, out):
         nonlocal macs
-        macs += out.shape[-1] * m.out_channels * (m.in_channels // m.groups) * m.kernel_size[0]
-
-    def linear_hook(m, inp, out):
-        nonlocal macs
-        macs += m.in_features * m.out_features
+        density = float((m.weight != 0).float().mean()) if nonzero_only else 1.0
+        if isinstance(m, nn.Conv1d):
+            macs += density * out.shape[-1] * m.out_channels * (m.in_channels // m.groups) * m.kernel_size[0]
+        else:
+            macs += density * m.in_features * m.out_features
 
     for m in model.modules():
-        if isinstance(m, nn.Conv1d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(linear_hook))
+        if isinstance(m, (nn.Conv1d, nn.Linear)):
+            hooks.append(m.register_forward_hook(hook))
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -165,4 +164,4 @@ def count_macs(model: TinyRhythmCNN) -> int:
     model.train(was_training)
     for h in hooks:
         h.remove()
-    return macs
+    return int(round(macs))
