@@ -296,6 +296,15 @@ def _add_train_options(p: argparse.ArgumentParser, out_required: bool = True) ->
     p.add_argument("--json", action="store_true")
 
 
+def _add_compress_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=None, help="window store (default: the one the parent was trained on)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DATASETS
     from .datasets.download import SOURCES
@@ -335,14 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-windows", type=int, default=1024, help="training windows to calibrate on")
     p.add_argument("--reduce-range", action="store_true",
                    help="7-bit weights: exact int8 arithmetic in ONNX Runtime on x86 CPUs without VNNI")
-    p.add_argument("--store", default=None, help="window store (default: the one the parent was trained on)")
     p.add_argument("--qat-epochs", type=int, default=8)
     p.add_argument("--qat-lr", type=float, default=3e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--json", action="store_true")
+    _add_compress_options(p)
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("prune", help="magnitude (one-shot or gradual) or structured channel pruning, fine-tuned")
@@ -353,12 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder for the pruned model")
     p.add_argument("--finetune-epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--store", default=None, help="window store (default: the one the parent was trained on)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--json", action="store_true")
+    _add_compress_options(p)
     p.set_defaults(func=cmd_prune)
 
     p = sub.add_parser("study", help="run a grid of compression cells from a JSON file (resumable); table + Pareto plot")

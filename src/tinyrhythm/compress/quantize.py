@@ -77,6 +77,13 @@ def calibration_windows(store: WindowStore, n: int, seed: int) -> np.ndarray:
     return store.batch(np.sort(pick))[0][:, None, :].astype(np.float32)
 
 
+def validation_windows(store: WindowStore, n: int, seed: int) -> np.ndarray:
+    """[n, 1, length] random validation windows: where fidelity is checked (never test, never calibration data)."""
+    idx = store.indices("val")
+    rng = np.random.default_rng(seed)
+    return store.batch(np.sort(rng.choice(idx, size=min(n, len(idx)), replace=False)))[0][:, None, :]
+
+
 def fidelity(parent: torch.nn.Module, child: torch.nn.Module, x: np.ndarray, batch: int = 512) -> dict:
     """SQNR (dB) of the child's logits against the parent's, and how often their argmax agrees."""
     with torch.no_grad():
@@ -241,9 +248,7 @@ def quantize(parent: str, out: str | os.PathLike, cfg: QuantizeConfig, store: st
         raise TinyRhythmError(f"no calibration data for {parent}: {exc}") from None
     calib = calibration_windows(ws, cfg.calibration_windows, cfg.seed) if cfg.method != "fp16" else None
     # Fidelity is measured on validation windows: never on the test split, never on calibration data.
-    rng = np.random.default_rng(cfg.seed + 1)
-    val_idx = ws.indices("val")
-    check_x = ws.batch(np.sort(rng.choice(val_idx, size=min(2048, len(val_idx)), replace=False)))[0][:, None, :]
+    check_x = validation_windows(ws, 2048, cfg.seed + 1)
 
     work = out.with_name(out.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)

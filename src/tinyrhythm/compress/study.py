@@ -48,8 +48,6 @@ def load_study(path: str | os.PathLike) -> dict:
         for combo in itertools.product(*values):
             cell = dict(zip(keys, combo))
             cell["name"] = pattern.format(**{k: str(v).lstrip("@") for k, v in cell.items()})
-            for k, v in cell.items():  # numbers stay numbers in the cell, only the name uses text
-                cell[k] = v
             cells.append(cell)
     names = [c.get("name") for c in cells]
     for c in cells:

@@ -15,19 +15,11 @@ from ..errors import TinyRhythmError
 FORMATS = ("onnx", "c")
 
 
-def _check_windows(lm, store: str | None, n: int = 1024) -> np.ndarray:
-    from ..evaluate.run import store_for
-
-    ws = store_for(lm, store)
-    idx = ws.indices("val")
-    rng = np.random.default_rng(0)
-    return ws.batch(np.sort(rng.choice(idx, size=min(n, len(idx)), replace=False)))[0][:, None, :]
-
-
 def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, store: str | None = None,
            calibration: str = "percentile") -> dict:
     """Write `out/model.onnx` (float) and `out/model-int8.onnx` with `out/export_report.json`."""
-    from ..compress.quantize import QuantizeConfig, calibration_windows, fidelity, quantize_onnx
+    from ..compress.quantize import (QuantizeConfig, calibration_windows, fidelity, quantize_onnx,
+                                     validation_windows)
     from ..evaluate.run import store_for
     from ..inference import load_model
     from ..models import TinyRhythmCNN, count_macs
@@ -50,7 +42,8 @@ def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, st
         float_lm = lm
     else:
         raise TinyRhythmError(f"{model}: a PyTorch int8 (fbgemm) run has no ONNX form; export its float parent")
-    x = _check_windows(float_lm, store)
+    ws = store_for(float_lm, store)
+    x = validation_windows(ws, 1024, 0)
     work = out.with_name(out.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -60,7 +53,7 @@ def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, st
                     "reference": f"PyTorch float32 ({parent_name or model})", "forms": {}}
     try:
         export_onnx(float_lm.model, work / "model.onnx", lm.input_length)
-        calib = calibration_windows(store_for(float_lm, store), 1024, 0)
+        calib = calibration_windows(ws, 1024, 0)
         if fmt == "onnx" and parent_name:
             shutil.copyfile(lm.model.path, work / "model-int8.onnx")  # ship the zoo's int8 model as it is
         else:
