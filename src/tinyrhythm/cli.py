@@ -208,6 +208,43 @@ def cmd_predict(args) -> None:
         sys.stdout.flush()
 
 
+def cmd_monitor(args) -> None:
+    from .monitor import MonitorConfig, monitor
+    from .monitor.evaluate import evaluate_episodes, read_reference
+    from .monitor.output import write_outputs
+
+    torch_threads(args.threads)
+    cfg = MonitorConfig(smoothing=args.smoothing, min_duration_s=args.min_duration,
+                        **({"hop_s": args.hop} if args.hop is not None else {}))
+    r = monitor(args.record, args.model, fs=args.fs, lead=args.lead, cfg=cfg)
+    ev = evaluate_episodes(r, read_reference(r, args.reference)) if args.reference else None
+    written = write_outputs(r, args.out, args.ann_ext, ev) if args.out else []
+    for note in r.notes:
+        print(f"tinyrhythm: warning: {note}", file=sys.stderr)
+    if args.json:
+        obj = r.to_json()
+        if ev is not None:
+            obj["evaluation"] = ev
+        if written:
+            obj["outputs"] = [str(p) for p in written]
+        _print_json(obj)
+        return
+    s = r.summary
+    print(f"{r.record}: {r.duration_s / 3600:.2f} h at {r.fs:g} Hz, lead {r.lead or '?'}, model {r.model}")
+    print(f"AF burden {s['af_burden']:.1%} of {s['analysed_s'] / 3600:.2f} h analysed; noise {s['noise_fraction']:.1%} "
+          f"(unreadable {s['unreadable_fraction']:.1%})")
+    for e in r.episodes:
+        print(f"  {e.label:<11} {_hms(e.start_s)} - {_hms(e.end_s)}  ({e.duration_s:.0f} s)")
+    if ev is not None:
+        print("vs reference: " + ", ".join(f"{k} {v}" for k, v in ev.items() if k != "confusion"))
+    for p in written:
+        print(f"wrote {p}")
+
+
+def _hms(t: float) -> str:
+    return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{t % 60:06.3f}"
+
+
 def _print_compression(r: dict) -> None:
     fid = r.get("fidelity_val")
     for split in ("val", "test"):
@@ -396,6 +433,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("monitor", help="rhythm over time of a long recording: episodes, AF burden, WFDB annotations")
+    p.add_argument("record", help="WFDB record (.hea/.dat), CinC .mat, or .csv/.npy with --fs")
+    p.add_argument("--model", default="cnn3-kd-int8", help="run folder or zoo name (default: cnn3-kd-int8)")
+    p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
+    p.add_argument("--lead", default=None, help="lead index or name of a multi-lead record (default: the first)")
+    p.add_argument("--hop", type=float, default=None, help="seconds between window decisions (default 2.048)")
+    p.add_argument("--smoothing", default="hmm", choices=("none", "mean", "hmm"))
+    p.add_argument("--min-duration", type=float, default=30.0, help="shortest episode kept, seconds (default 30)")
+    p.add_argument("--reference", default=None, metavar="EXT",
+                   help="evaluate against the record's reference rhythm annotations, e.g. atr")
+    p.add_argument("--out", default=None, help="folder for the WFDB annotation, CSVs and JSON")
+    p.add_argument("--ann-ext", default="tr", help="extension of the written WFDB annotation file (default tr)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("zoo", help="the shipped pretrained models")
     zsub = p.add_subparsers(dest="zoo_command", required=True)

@@ -14,11 +14,11 @@ import numpy as np
 import wfdb
 
 from ..errors import DataError
-from .record import AFIB, AFL, NSR, OTHER, Zone, check_fs, check_signal
+from .record import AFIB, AFL, NOISE, NSR, OTHER, Zone, check_fs, check_signal
 
-# Rhythm aux notes (MIT-BIH convention) -> canonical label. Anything else that opens
+# Rhythm aux notes (MIT-BIH convention, plus '(NOISE' and '(UNREADABLE' that tinyrhythm writes) -> canonical label. Anything else that opens
 # with "(" is a rhythm we do not model and becomes OTHER, keeping its note.
-RHYTHM_NOTES = {"N": NSR, "AFIB": AFIB, "AFL": AFL}
+RHYTHM_NOTES = {"N": NSR, "AFIB": AFIB, "AFL": AFL, "NOISE": NOISE, "UNREADABLE": NOISE}
 
 # Beat symbols of the WFDB standard; rhythm ('+'), noise ('~') and other non-beat
 # annotations are not beats.

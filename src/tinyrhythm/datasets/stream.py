@@ -1,0 +1,173 @@
+"""Long recordings read in chunks, so memory stays flat whatever their length.
+
+Unlike `files.read_any`, which refuses a record with NaNs (a model must not see them),
+a stream hands them on: monitoring marks such stretches unreadable instead of failing
+the whole Holter day. Invalid WFDB samples (the format's -32768 marker) become NaN, and
+a signal file shorter than its header declares is read up to where it ends, the missing
+tail reported in `notes` and treated as a gap.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import wfdb
+
+from ..errors import DataError
+from .files import ARRAY_SUFFIXES, WFDB_SUFFIXES
+from .record import check_fs
+from .wfdb_io import _check_record_line, _select_lead, record_base
+
+# Bytes per sample of the WFDB storage formats whose size is a plain multiple.
+_FORMAT_BYTES = {"8": 1, "80": 1, "16": 2, "61": 2, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3, "24": 3, "32": 4}
+
+
+@dataclass
+class SignalStream:
+    name: str
+    fs: float
+    n_samples: int  # samples we can deliver (a truncated file's tail is not counted)
+    declared_samples: int  # what the header says
+    lead: str
+    path: str
+    _read: Callable[[int, int], np.ndarray]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return self.declared_samples / self.fs
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples start..stop-1 in mV as float64, NaN where invalid or beyond the data."""
+        start, stop = max(0, start), min(stop, self.declared_samples)
+        out = np.full(max(0, stop - start), np.nan)
+        have = min(stop, self.n_samples)
+        if have > start:
+            out[: have - start] = self._read(start, have)
+        return out
+
+    def chunks(self, size: int) -> Iterator[tuple[int, np.ndarray]]:
+        for s in range(0, self.declared_samples, size):
+            yield s, self.read(s, s + size)
+
+
+def open_stream(path: str | os.PathLike, fs: float | None = None, lead: int | str | None = None) -> SignalStream:
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(p, "is a folder; monitor takes one recording (a .hea, .dat, .mat, .csv or .npy file)")
+    if p.suffix in ARRAY_SUFFIXES:
+        return _array_stream(p, fs, lead)
+    if p.suffix in WFDB_SUFFIXES or Path(record_base(p) + ".hea").is_file():
+        if fs is not None:
+            raise DataError(p, "--fs applies to .csv/.npy files only; a WFDB header gives its own rate")
+        return _wfdb_stream(p, lead)
+    if not p.exists():
+        raise DataError(p, "no such file")
+    raise DataError(p, f"unsupported file type {p.suffix!r} (expected .hea, .dat, .mat, .csv or .npy)")
+
+
+def _array_stream(p: Path, fs: float | None, lead: int | str | None) -> SignalStream:
+    k = 0 if lead is None else int(lead)
+    if p.suffix == ".npy":
+        if fs is None:
+            raise DataError(p, "a .npy signal needs its sampling rate: pass --fs")
+        check_fs(fs, str(p))
+        try:
+            x = np.load(p, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise DataError(p, f"unreadable .npy file ({str(exc).splitlines()[0][:160]})") from None
+        if x.ndim == 2:
+            if not 0 <= k < x.shape[1]:
+                raise DataError(p, f"lead {k} does not exist; the file has {x.shape[1]} column(s)")
+            x = x[:, k]
+        elif x.ndim != 1 or k != 0:
+            raise DataError(p, f"expected a 1-D signal or a (samples, leads) array, got shape {x.shape}")
+        if not np.issubdtype(x.dtype, np.number):
+            raise DataError(p, f"signal of non-numeric dtype {x.dtype}")
+    else:  # CSV: parsed whole (text files of a day's ECG are rare and large anyway)
+        x = _read_csv_tolerant(p, fs, k)
+    if len(x) == 0:
+        raise DataError(p, "empty record (0 samples)")
+    return SignalStream(p.stem, float(fs), len(x), len(x), f"column {k}", str(p),
+                        lambda a, b: np.asarray(x[a:b], dtype=np.float64))
+
+
+def _read_csv_tolerant(p: Path, fs: float | None, k: int) -> np.ndarray:
+    import warnings
+
+    # read_array refuses NaNs; a monitor marks them instead, so parse with NaN allowed.
+    if fs is None:
+        raise DataError(p, "a .csv signal needs its sampling rate: pass --fs")
+    check_fs(fs, str(p))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _csv_column(p, k)
+    except DataError:
+        raise
+    except (ValueError, OSError) as exc:
+        raise DataError(p, f"unreadable signal file ({str(exc).splitlines()[0][:160]})") from None
+
+
+def _csv_column(p: Path, k: int) -> np.ndarray:
+    x = np.genfromtxt(p, delimiter=",", skip_header=0, ndmin=2, dtype=np.float64, invalid_raise=True)
+    if x.size and np.isnan(x[0]).all():  # a header line
+        x = x[1:]
+    if x.shape[1] <= k:
+        raise DataError(p, f"lead {k} does not exist; the file has {x.shape[1]} column(s)")
+    return x[:, k]
+
+
+def _wfdb_stream(p: Path, lead: int | str | None) -> SignalStream:
+    base = record_base(p)
+    hea = base + ".hea"
+    if not os.path.isfile(hea):
+        raise DataError(hea, "header file not found")
+    _check_record_line(hea)
+    try:
+        header = wfdb.rdheader(base)
+    except Exception as exc:  # wfdb raises many types for a malformed header
+        raise DataError(hea, f"unreadable WFDB header ({exc})") from None
+    fs = check_fs(header.fs, hea)
+    if not header.sig_len or header.n_sig == 0:
+        raise DataError(hea, "empty record (header declares 0 samples or 0 signals)")
+    k = _select_lead(header, lead, hea)
+    dat = os.path.join(os.path.dirname(base), header.file_name[k])
+    if not os.path.isfile(dat):
+        raise DataError(dat, "signal file named in the header not found")
+    gain = header.adc_gain[k]
+    if not gain:
+        raise DataError(hea, f"lead {k} has ADC gain 0: cannot convert to mV")
+    units = (header.units or ["mV"] * header.n_sig)[k] or "mV"
+    scale = {"mv": 1.0, "uv": 1e-3, "v": 1e3}.get(units.lower())
+    if scale is None:
+        raise DataError(hea, f"lead {k} is in unsupported units {units!r} (expected mV, uV or V)")
+    n, notes = header.sig_len, []
+    fmt = str(header.fmt[k])
+    if fmt in _FORMAT_BYTES and not dat.endswith(".mat"):
+        in_file = sum(1 for f in header.file_name if f == header.file_name[k])
+        offset = (header.byte_offset or [None] * header.n_sig)[k] or 0
+        n = min(n, int((os.path.getsize(dat) - offset) / (_FORMAT_BYTES[fmt] * in_file)))
+        if n < header.sig_len:
+            notes.append(f"{dat}: truncated, holds {n} of {header.sig_len} samples; the last "
+                         f"{(header.sig_len - n) / fs:.1f} s are marked unreadable")
+    if n <= 0:
+        raise DataError(dat, "signal file holds no samples")
+    baseline = header.baseline[k]
+
+    def read(a: int, b: int) -> np.ndarray:
+        try:
+            rec = wfdb.rdrecord(base, sampfrom=a, sampto=b, channels=[k], physical=False, return_res=32)
+        except Exception as exc:
+            raise DataError(dat, f"unreadable samples {a}..{b} ({exc})") from None
+        d = rec.d_signal[:, 0]
+        x = (d.astype(np.float64) - baseline) / gain * scale
+        x[d == -32768] = np.nan
+        return x
+
+    name = Path(base).name
+    return SignalStream(name, fs, n, header.sig_len, (header.sig_name or [""] * header.n_sig)[k], base, read, notes)

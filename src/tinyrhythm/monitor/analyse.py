@@ -1,0 +1,178 @@
+"""Rhythm over time for a long recording: windows -> decisions -> episodes -> burden.
+
+The recording is read in chunks of `chunk_s` seconds (plus a little context each side
+so resampling and the flat-line check see no seam), resampled to the model's rate,
+and cut into windows at every `hop_s`. Memory is a chunk plus the per-window results,
+whatever the length (benchmarks/monitor_throughput.py measures it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..datasets.stream import SignalStream, open_stream
+from ..errors import TinyRhythmError
+from ..inference import LoadedModel, load_model
+from ..windows.resample import ratio, resample
+from .episodes import UNREADABLE, Episode, burden, class_rhythms, merge_short, runs, smooth
+from .quality import unreadable_mask
+
+
+@dataclass
+class MonitorConfig:
+    hop_s: float = 2.048  # 128 samples at 62.5 Hz: a decision every ~2 s
+    # Chosen on validation-split recordings (scripts/monitor_smoothing.py, README table).
+    smoothing: str = "hmm"
+    smooth_width: int = 5
+    hmm_stay: float = 0.9
+    min_duration_s: float = 30.0
+    max_unreadable: float = 0.5  # window or segment share of unreadable samples that makes it UNREADABLE
+    chunk_s: float = 600.0
+    batch: int = 1024
+
+
+@dataclass
+class MonitorResult:
+    record: str
+    path: str
+    fs: float
+    duration_s: float
+    lead: str
+    model: str
+    task: str
+    classes: list[str]
+    config: MonitorConfig
+    episodes: list[Episode]
+    summary: dict
+    # Per segment (one per window): its bounds in seconds, smoothed label, raw probabilities.
+    bounds: np.ndarray
+    labels: list[str]
+    probs: np.ndarray
+    unreadable: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "record": self.record, "fs": self.fs, "duration_s": round(self.duration_s, 3),
+            "lead": self.lead, "model": self.model, "task": self.task,
+            "af_burden": round(self.summary["af_burden"], 4),
+            "noise_fraction": round(self.summary["noise_fraction"], 4),
+            "unreadable_fraction": round(self.summary["unreadable_fraction"], 4),
+            "analysed_s": round(self.summary["analysed_s"], 3),
+            "time_s": self.summary["time_s"],
+            "episodes": [e.to_dict() for e in self.episodes],
+            "n_windows": int(len(self.labels)),
+            "config": asdict(self.config),
+            "notes": self.notes,
+        }
+
+
+def _check(cfg: MonitorConfig, lm: LoadedModel) -> int:
+    hop = int(round(cfg.hop_s * lm.fs))
+    if not 1 <= hop <= lm.input_length:
+        raise TinyRhythmError(f"--hop must lie in {1 / lm.fs:.3f}..{lm.input_length / lm.fs:.2f} s for {lm.name}, got {cfg.hop_s}")
+    if not 0 < cfg.max_unreadable <= 1:
+        raise TinyRhythmError(f"max_unreadable must lie in (0, 1], got {cfg.max_unreadable}")
+    if cfg.min_duration_s < 0:
+        raise TinyRhythmError(f"--min-duration must be >= 0, got {cfg.min_duration_s}")
+    return hop
+
+
+@torch.no_grad()
+def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorConfig):
+    """(window starts in model samples, probabilities [n, classes], unreadable share per window,
+    per-model-sample unreadable mask, model-rate length)."""
+    r = ratio(stream.fs, lm.fs)
+    step = r.denominator  # chunk edges on a common grid of both rates: no drift between chunks
+    chunk = max(step, int(cfg.chunk_s * stream.fs) // step * step)
+    margin = max(step, int(4 * stream.fs) // step * step)
+    n_model = int(np.ceil(stream.declared_samples * r.numerator / r.denominator))
+    L = lm.input_length
+    sig = np.zeros(0, np.float32)  # model-rate samples from `base` on
+    base = 0
+    starts, probs, bad_share = [], [], []
+    bad_model = np.zeros(n_model, bool)
+    next_start = 0
+    for s in range(0, stream.declared_samples, chunk):
+        e = min(s + chunk, stream.declared_samples)
+        a, b = max(0, s - margin), min(stream.declared_samples, e + margin)
+        x = stream.read(a, b)
+        m = unreadable_mask(x, stream.fs)
+        y = resample(np.where(m, 0.0, x), stream.fs, lm.fs)
+        lo = (s - a) * r.numerator // r.denominator
+        hi = lo + (e - s) * r.numerator // r.denominator if e < stream.declared_samples else len(y)
+        hi = min(hi, len(y), n_model - s * r.numerator // r.denominator + lo)
+        idx = np.minimum(((np.arange(lo, hi) * r.denominator) // r.numerator), len(m) - 1)
+        sig = np.concatenate([sig, y[lo:hi]])
+        bad_model[base + len(sig) - (hi - lo): base + len(sig)] = m[idx]
+        last = e >= stream.declared_samples
+        batch_starts = []
+        while next_start + L <= base + len(sig):
+            batch_starts.append(next_start)
+            next_start += hop
+        if last and not batch_starts and not starts:
+            batch_starts = [0]  # shorter than one window: one zero-padded window
+        if batch_starts:
+            if len(sig) >= L:
+                first = batch_starts[0] - base
+                wins = sliding_window_view(sig, L)[first: first + hop * (len(batch_starts) - 1) + 1: hop]
+                bw = sliding_window_view(bad_model[base: base + len(sig)], L)[first: first + hop * (len(batch_starts) - 1) + 1: hop]
+                shares = bw.mean(1)
+            else:
+                wins = np.pad(sig, (0, L - len(sig)))[None, :]
+                shares = np.array([bad_model[base: base + len(sig)].sum() / max(1, len(sig))])
+            wins = np.ascontiguousarray(wins, dtype=np.float32)
+            for i in range(0, len(wins), cfg.batch):
+                out = lm.model(torch.from_numpy(wins[i: i + cfg.batch]).unsqueeze(1))
+                probs.append(torch.softmax(out, dim=1).numpy())
+            starts.extend(batch_starts)
+            bad_share.append(shares)
+        keep = next_start - base
+        if keep > 0:
+            sig, base = sig[keep:], base + keep
+    return (np.asarray(starts, np.int64), np.concatenate(probs).astype(np.float32),
+            np.concatenate(bad_share), bad_model, n_model)
+
+
+def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None = None, lead: int | str | None = None,
+            cfg: MonitorConfig | None = None) -> MonitorResult:
+    cfg = cfg or MonitorConfig()
+    lm = model if isinstance(model, LoadedModel) else load_model(model)
+    hop = _check(cfg, lm)
+    stream = open_stream(path, fs, lead)
+    starts, probs, win_bad, bad_model, n_model = window_probs(stream, lm, hop, cfg)
+    L = lm.input_length
+    # Segment i: the hop around window i's centre; the first and last stretch to the ends.
+    centres = starts + L // 2
+    edges = np.concatenate([[0], (centres[:-1] + centres[1:]) // 2, [n_model]])
+    edges = np.clip(edges, 0, n_model)
+    seg_bad = np.array([bad_model[a:b].mean() if b > a else 1.0 for a, b in zip(edges[:-1], edges[1:])])
+    unreadable = (win_bad > cfg.max_unreadable) | (seg_bad > cfg.max_unreadable)
+    rhythms = class_rhythms(lm.task, lm.classes)
+    labels = [UNREADABLE] * len(starts)
+    # Smooth within each readable stretch only: a lead-off is not evidence for either side.
+    i = 0
+    while i < len(starts):
+        if unreadable[i]:
+            i += 1
+            continue
+        j = i
+        while j < len(starts) and not unreadable[j]:
+            j += 1
+        for k, c in enumerate(smooth(probs[i:j], cfg.smoothing, cfg.smooth_width, cfg.hmm_stay)):
+            labels[i + k] = rhythms[int(c)]
+        i = j
+    bounds = edges / lm.fs
+    bounds[-1] = stream.duration_s
+    episodes = merge_short(runs(labels, bounds), cfg.min_duration_s)
+    return MonitorResult(
+        record=stream.name, path=str(path), fs=stream.fs, duration_s=stream.duration_s, lead=stream.lead,
+        model=lm.name, task=lm.task, classes=list(lm.classes), config=cfg, episodes=episodes, summary=burden(episodes),
+        bounds=bounds, labels=labels, probs=probs, unreadable=unreadable, notes=list(stream.notes),
+    )

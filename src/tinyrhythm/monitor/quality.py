@@ -1,0 +1,46 @@
+"""Stretches no rhythm can be read from: gaps (NaN), lead-off (flat) and saturation.
+
+Each check works on the signal at its own rate and returns a per-sample mask, so a
+monitor can label those stretches UNREADABLE instead of feeding them to a model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+# A lead that moves less than this over FLAT_S seconds is off or disconnected: even a
+# 40 bpm rhythm puts a QRS (~1 mV) into every 2 s.
+FLAT_MV, FLAT_S = 0.02, 2.0
+# Saturation: the signal stuck at one value for this long, far from the baseline.
+RAIL_S, RAIL_MV = 0.08, 1.0
+
+
+def _runs_of_equal(x: np.ndarray, min_len: int) -> np.ndarray:
+    """Mask of samples inside runs of >= min_len identical consecutive values."""
+    mask = np.zeros(len(x), bool)
+    if len(x) < min_len:
+        return mask
+    change = np.flatnonzero(np.diff(x) != 0) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(x)]])
+    for s, e in zip(starts[ends - starts >= min_len], ends[ends - starts >= min_len]):
+        mask[s:e] = True
+    return mask
+
+
+def unreadable_mask(x: np.ndarray, fs: float) -> np.ndarray:
+    """True where the sample is missing, lead-off or saturated."""
+    bad = ~np.isfinite(x)
+    y = np.where(bad, 0.0, x)
+    w = max(1, int(round(FLAT_S * fs)))
+    if len(y) >= w:
+        # Range over a window centred on each sample: flat wherever any 2 s span around it is flat.
+        rng = maximum_filter1d(y, w) - minimum_filter1d(y, w)
+        # A flat span centred at i makes every sample of that span flat, hence the dilation.
+        bad |= maximum_filter1d((rng < FLAT_MV).astype(np.uint8), w).astype(bool)
+    stuck = _runs_of_equal(y, max(3, int(round(RAIL_S * fs))))
+    if stuck.any():
+        base = float(np.median(y[~bad])) if (~bad).any() else 0.0
+        bad |= stuck & (np.abs(y - base) > RAIL_MV)
+    return bad
