@@ -241,6 +241,15 @@ def cmd_monitor(args) -> None:
         print(f"wrote {p}")
 
 
+def cmd_report(args) -> None:
+    from .report import report
+
+    torch_threads(args.threads)
+    out = report(args.target, args.out, model=args.model, reference=args.reference, study=args.study, fs=args.fs,
+                 lead=args.lead)
+    print(f"wrote {out}")
+
+
 def _hms(t: float) -> str:
     return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{t % 60:06.3f}"
 
@@ -449,6 +458,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of a recording or a run folder")
+    p.add_argument("target", metavar="RUN_OR_RECORD", help="a training run folder, or a recording to monitor")
+    p.add_argument("--out", required=True, help="HTML file to write")
+    p.add_argument("--model", default="cnn3-kd-int8", help="model for a recording (default: cnn3-kd-int8)")
+    p.add_argument("--reference", default=None, metavar="EXT", help="reference rhythm annotations of the record, e.g. atr")
+    p.add_argument("--study", default=None, help="compression study folder: adds its Pareto plot")
+    p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
+    p.add_argument("--lead", default=None, help="lead index or name (default: the first)")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("zoo", help="the shipped pretrained models")
     zsub = p.add_subparsers(dest="zoo_command", required=True)

@@ -148,9 +148,9 @@ def _wfdb_stream(p: Path, lead: int | str | None) -> SignalStream:
         raise DataError(hea, f"lead {k} is in unsupported units {units!r} (expected mV, uV or V)")
     n, notes = header.sig_len, []
     fmt = str(header.fmt[k])
+    offset = (header.byte_offset or [None] * header.n_sig)[k] or 0
     if fmt in _FORMAT_BYTES and not dat.endswith(".mat"):
         in_file = sum(1 for f in header.file_name if f == header.file_name[k])
-        offset = (header.byte_offset or [None] * header.n_sig)[k] or 0
         n = min(n, int((os.path.getsize(dat) - offset) / (_FORMAT_BYTES[fmt] * in_file)))
         if n < header.sig_len:
             notes.append(f"{dat}: truncated, holds {n} of {header.sig_len} samples; the last "
@@ -158,6 +158,23 @@ def _wfdb_stream(p: Path, lead: int | str | None) -> SignalStream:
     if n <= 0:
         raise DataError(dat, "signal file holds no samples")
     baseline = header.baseline[k]
+    if fmt == "16" and not dat.endswith(".mat"):
+        # Little-endian int16 frames read with one seek per chunk: a day of Holter ECG in a
+        # fraction of the time wfdb's general reader takes (tested equal to it), and unlike
+        # a memory map, pages already read do not stay in this process's memory.
+        cols = [i for i, f in enumerate(header.file_name) if f == header.file_name[k]]
+        col = cols.index(k)
+
+        def read_fast(a: int, b: int) -> np.ndarray:
+            with open(dat, "rb") as f:
+                f.seek(offset + 2 * a * len(cols))
+                d = np.fromfile(f, dtype="<i2", count=(b - a) * len(cols)).reshape(-1, len(cols))[:, col]
+            x = (d.astype(np.float64) - baseline) / gain * scale
+            x[d == -32768] = np.nan
+            return x
+
+        return SignalStream(Path(base).name, fs, n, header.sig_len, (header.sig_name or [""] * header.n_sig)[k], base,
+                            read_fast, notes)
 
     def read(a: int, b: int) -> np.ndarray:
         try:

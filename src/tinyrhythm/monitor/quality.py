@@ -33,12 +33,17 @@ def unreadable_mask(x: np.ndarray, fs: float) -> np.ndarray:
     """True where the sample is missing, lead-off or saturated."""
     bad = ~np.isfinite(x)
     y = np.where(bad, 0.0, x)
-    w = max(1, int(round(FLAT_S * fs)))
-    if len(y) >= w:
-        # Range over a window centred on each sample: flat wherever any 2 s span around it is flat.
-        rng = maximum_filter1d(y, w) - minimum_filter1d(y, w)
-        # A flat span centred at i makes every sample of that span flat, hence the dilation.
-        bad |= maximum_filter1d((rng < FLAT_MV).astype(np.uint8), w).astype(bool)
+    # Flat: ranges over quarter-second blocks, then over FLAT_S of consecutive blocks; far
+    # cheaper than a sliding range per sample and as sharp as a quarter second needs to be.
+    b = max(1, int(round(fs / 4)))
+    k = max(1, int(round(FLAT_S * fs / b)))
+    nb = -(-len(y) // b)
+    blocks = np.pad(y, (0, nb * b - len(y)), mode="edge").reshape(nb, b)
+    if nb >= k:
+        rng = maximum_filter1d(blocks.max(1), k) - minimum_filter1d(blocks.min(1), k)
+        # A flat span centred on block i makes all its k blocks flat, hence the dilation.
+        flat = maximum_filter1d((rng < FLAT_MV).astype(np.uint8), k).astype(bool)
+        bad |= np.repeat(flat, b)[: len(y)]
     stuck = _runs_of_equal(y, max(3, int(round(RAIL_S * fs))))
     if stuck.any():
         base = float(np.median(y[~bad])) if (~bad).any() else 0.0
