@@ -68,3 +68,19 @@ def small_store(tmp_path_factory):
     build_store(out, BuildConfig(["cinc2017"], "cinc2017", WindowConfig(fs=62.5, hop=128), max_patients=400),
                 workers=2, quiet=True)
     return out
+
+
+def train_tiny(store, out, *extra, check=0):
+    return run_cli("train", "--model", "cnn1", "--task", "cinc2017", "--store", store, "--epochs", "2",
+                   "--samples-per-epoch", "256", "--batch-size", "64", "--threads", "1", "--out", out, "--quiet", *extra,
+                   check=check)
+
+
+@pytest.fixture(scope="session")
+def trained_run(small_store, tmp_path_factory):
+    """(run folder, train --json output) of a two-epoch CNN1 on the small store."""
+    import json
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    proc = train_tiny(small_store, out, "--json")
+    return out, json.loads(proc.stdout)

@@ -13,23 +13,10 @@ import torch
 from tinyrhythm.checkpoint import load_weights
 from tinyrhythm.evaluate.metrics import cinc2017_score, classification_report
 
-from conftest import CINC, DATA, assert_one_line_error, run_cli
+from conftest import CINC, DATA, assert_one_line_error, run_cli, train_tiny as _train
 
 BIN = os.path.dirname(sys.executable)
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def trained_run(small_store, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "run"
-    proc = _train(small_store, out, "--json")
-    return out, json.loads(proc.stdout)
-
-
-def _train(store, out, *extra, check=0):
-    return run_cli("train", "--model", "cnn1", "--task", "cinc2017", "--store", store, "--epochs", "2",
-                   "--samples-per-epoch", "256", "--batch-size", "64", "--threads", "1", "--out", out, "--quiet", *extra,
-                   check=check)
 
 
 def test_train_writes_a_complete_run(trained_run):
