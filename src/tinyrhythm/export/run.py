@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import TinyRhythmError
 
-FORMATS = ("onnx", "c")
+FORMATS = ("onnx", "tflite", "c")
 
 
 def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, store: str | None = None,
@@ -69,6 +69,8 @@ def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, st
                                      "sqnr_db": fid["sqnr_db"]}
         if fmt == "c":
             report["c"] = _export_c(work, lm, x)
+        if fmt == "tflite":
+            report["forms"]["model-int8.tflite"] = _export_tflite(work, float_lm, calib, x)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -77,6 +79,22 @@ def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, st
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     os.replace(work, out)
     return report
+
+
+def _export_tflite(work: Path, float_lm, calib: np.ndarray, x: np.ndarray) -> dict:
+    """Full-integer TFLite from the float model, checked against it and against ONNX Runtime int8."""
+    from ..compress.quantize import fidelity
+    from .onnx import OrtModule
+    from .tflite import TfliteModule, export_tflite, latency_ms, op_types
+
+    path = export_tflite(float_lm.model, work / "model-int8.tflite", calib[:512])
+    mod = TfliteModule(path)
+    fid = fidelity(float_lm.model, mod, x)
+    vs_ort = fidelity(OrtModule(work / "model-int8.onnx"), mod, x)
+    return {"file_bytes": path.stat().st_size, "latency_ms_batch1_1thread": round(latency_ms(path, float_lm.input_length), 4),
+            "max_abs_diff": fid["max_abs_diff"], "argmax_agreement": fid["argmax_agreement"], "sqnr_db": fid["sqnr_db"],
+            "argmax_agreement_with_onnx_int8": vs_ort["argmax_agreement"], "input_dtype": str(mod.inp["dtype"].__name__),
+            "output_dtype": str(mod.out["dtype"].__name__), "ops": op_types(mod)}
 
 
 def _export_c(work: Path, lm, x: np.ndarray) -> dict:

@@ -1,0 +1,149 @@
+"""TFLite full-integer int8 export through litert-torch, run with ai-edge-litert's interpreter.
+
+PyTorch 2 export quantization (PT2E) with litert-torch's quantizer: int8 per-channel
+symmetric weights, int8 activations calibrated on class-balanced training windows, int8
+input and output tensors, so the file runs on TFLite Micro as it is. The tools live in
+the optional extra `pip install -e '.[tflite]'` (they bring JAX, not TensorFlow).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError, TinyRhythmError
+
+
+def _require():
+    try:
+        import ai_edge_litert  # noqa: F401
+        import litert_torch  # noqa: F401
+    except ImportError:
+        raise TinyRhythmError("TFLite export needs litert-torch and ai-edge-litert: pip install -e '.[tflite]'") from None
+
+
+def bn_as_conv(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy with every BatchNorm1d as the equal depthwise 1x1 convolution.
+
+    The family's blocks are pre-activation (BN -> ReLU -> conv): most BatchNorms follow an
+    add, not a convolution, so nothing folds them, and PT2E leaves a lone BatchNorm in
+    float between DEQUANTIZE/QUANTIZE ops. As a convolution it is quantized like the rest."""
+    import copy
+
+    m = copy.deepcopy(model).eval()
+    for mod in list(m.modules()):
+        for name, child in list(mod.named_children()):
+            if isinstance(child, torch.nn.BatchNorm1d):
+                scale = child.weight.detach() / torch.sqrt(child.running_var + child.eps)
+                conv = torch.nn.Conv1d(child.num_features, child.num_features, 1, groups=child.num_features)
+                conv.weight.data = scale.reshape(-1, 1, 1).clone()
+                conv.bias.data = (child.bias.detach() - child.running_mean * scale).clone()
+                setattr(mod, name, conv)
+    return m
+
+
+def export_tflite(model: torch.nn.Module, path: str | os.PathLike, calib: np.ndarray, per_channel: bool = True) -> Path:
+    """Write a full-integer int8 .tflite of `model` (input [1, 1, length] int8, output [1, classes] int8)."""
+    _require()
+    import litert_torch
+    from litert_torch.quantize import pt2e_quantizer
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    path = Path(path)
+    example = (torch.from_numpy(np.ascontiguousarray(calib[:1], np.float32)),)
+    quiet = contextlib.ExitStack()
+    quiet.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    with quiet, torch.no_grad():
+        m = torch.export.export(bn_as_conv(model), example).module()
+        quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+            pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel))
+        m = quantize_pt2e.prepare_pt2e(m, quantizer)
+        for i in range(len(calib)):  # the exported graph has batch 1, as a device runs it
+            m(torch.from_numpy(np.ascontiguousarray(calib[i:i + 1], np.float32)))
+        m = quantize_pt2e.convert_pt2e(m, fold_quantize=False)
+        edge = litert_torch.convert(m, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+        tmp = path.with_name(path.name + ".tmp")
+        edge.export(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def interpreter(path: str | os.PathLike, threads: int = 1):
+    _require()
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        it = Interpreter(model_path=str(path), num_threads=threads)
+        it.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise DataError(path, f"not a loadable TFLite model ({str(exc).splitlines()[0][:200]})") from None
+    return it
+
+
+class TfliteModule(torch.nn.Module):
+    """A TFLite int8 model behind the torch module interface: float windows in, float logits out
+    (quantized with the model's own input scale, dequantized with its output scale)."""
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1):
+        super().__init__()
+        self.path = Path(path)
+        self.it = interpreter(path, threads)
+        self.inp, self.out = self.it.get_input_details()[0], self.it.get_output_details()[0]
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        scale, zp = self.inp["quantization"]
+        if self.inp["dtype"] != np.int8:
+            return x.astype(self.inp["dtype"])
+        return np.clip(np.rint(x / scale) + zp, -128, 127).astype(np.int8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xs = x.detach().cpu().numpy().astype(np.float32)
+        scale, zp = self.out["quantization"]
+        outs = []
+        for i in range(len(xs)):
+            self.it.set_tensor(self.inp["index"], self.quantize_input(xs[i:i + 1]))
+            self.it.invoke()
+            y = self.it.get_tensor(self.out["index"])
+            outs.append((y.astype(np.float32) - zp) * scale if self.out["dtype"] == np.int8 else y.astype(np.float32))
+        return torch.from_numpy(np.concatenate(outs))
+
+
+def latency_ms(path: str | os.PathLike, input_length: int, repeats: int = 300) -> float:
+    """Median milliseconds per window, batch 1, one thread (XNNPACK delegate, as the interpreter defaults)."""
+    mod = TfliteModule(path)
+    x = mod.quantize_input(np.random.default_rng(0).normal(0, 0.3, (1, 1, input_length)).astype(np.float32))
+    for _ in range(20):
+        mod.it.set_tensor(mod.inp["index"], x)
+        mod.it.invoke()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        mod.it.set_tensor(mod.inp["index"], x)
+        mod.it.invoke()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+
+def op_types(mod: TfliteModule) -> dict[str, int]:
+    """Operator counts keyed 'OP:dtype' by the dtype of each op's first input: which ops run in int8."""
+    dtypes = {t["index"]: t["dtype"].__name__ for t in mod.it.get_tensor_details()}
+    counts: dict[str, int] = {}
+    for op in mod.it._get_ops_details():
+        first = next((i for i in op["inputs"] if i >= 0), None)
+        key = f"{op['op_name']}:{dtypes.get(first, '?')}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
