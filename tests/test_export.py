@@ -37,8 +37,9 @@ def test_export_refuses_a_non_empty_folder_and_unknown_formats(small_store, tmp_
     assert_one_line_error(run_cli("export", "cnn1", "--format", "onnx", "--out", out), "--force")
     assert (out / "keep.txt").read_text() == "mine"
     assert_one_line_error(run_cli("export", "cnn1", "--format", "coreml", "--out", tmp_path / "n"), "unknown export format")
-    run_cli("export", "cnn1", "--format", "onnx", "--out", out, "--force", "--store", small_store, check=0)
+    proc = run_cli("export", "cnn1", "--format", "onnx", "--out", out, "--force", "--store", small_store, "--report", check=0)
     assert not (out / "keep.txt").exists() and (out / "model-int8.onnx").is_file()
+    assert "| form | weight bytes |" in proc.stdout and "| model-int8.onnx | 6," in proc.stdout  # the deployment report
 
 
 def _cc(*args, cwd=None):
@@ -127,5 +128,6 @@ def test_export_tflite_full_integer_runs_in_litert_interpreter(small_store, tmp_
     assert t["ops"].get("FULLY_CONNECTED:int8") == 1
     # Measured on the real validation windows: ~94 % with float, ~96 % with ONNX Runtime int8 (README).
     assert t["argmax_agreement"] > 0.9 and t["argmax_agreement_with_onnx_int8"] > 0.9
+    assert 8_000 < t["weight_bytes"] < 16_384  # int8 weights, int32 biases
     x = WindowStore(small_store).batch(np.arange(16))[0][:, None, :]
     np.testing.assert_allclose(mod(torch.from_numpy(x)).numpy(), TfliteModule(out / "model-int8.tflite")(torch.from_numpy(x)).numpy())

@@ -307,9 +307,14 @@ def cmd_study(args) -> None:
 def cmd_export(args) -> None:
     from .export.run import export
 
+    from .export.run import report_table
+
     r = export(args.model, args.format, args.out, force=args.force, store=args.store)
     if args.json:
         _print_json(r)
+        return
+    if args.report:
+        print(report_table(r))
         return
     for name, f in r["forms"].items():
         print(f"{args.out}/{name}: {f['weight_bytes']:,} weight bytes, {f['latency_ms_batch1_1thread']:.3f} ms/window, "
@@ -414,9 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_study)
 
-    p = sub.add_parser("export", help="deployable files (ONNX float + int8) checked against the model on real windows")
+    p = sub.add_parser("export", help="deployable files (ONNX, TFLite int8, C) checked against the model on real windows")
     p.add_argument("model", help="run folder or zoo name")
-    p.add_argument("--format", required=True, help="onnx")
+    p.add_argument("--format", required=True, help="onnx, tflite (needs the [tflite] extra) or c")
+    p.add_argument("--report", action="store_true", help="print the deployment report (sizes, RAM, MACs, latency) as a table")
     p.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
     p.add_argument("--store", default=None, help="window store for calibration and checks (default: the model's own)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")

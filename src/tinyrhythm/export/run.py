@@ -81,17 +81,37 @@ def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, st
     return report
 
 
+def report_table(r: dict) -> str:
+    """The deployment report as Markdown: one row per deployed form, then the C build's memory."""
+    lines = [f"{r['model']}: {r['macs']:,} MACs per window of {r['input_length']} samples at {r['fs']:g} Hz; "
+             f"checked on {r['check_windows']} {r['check_split']} windows against {r['reference']}",
+             "", "| form | weight bytes | file bytes | ms/window (1 core) | argmax agreement | max abs diff |",
+             "|---|---|---|---|---|---|"]
+    for name, f in r["forms"].items():
+        wb = f"{f['weight_bytes']:,}" if "weight_bytes" in f else "-"
+        lines.append(f"| {name} | {wb} | {f['file_bytes']:,} | {f['latency_ms_batch1_1thread']:.3f} | "
+                     f"{f['argmax_agreement']:.2%} | {f['max_abs_diff']:g} |")
+    c = r.get("c")
+    if c:
+        flash = {k: v["flash"] for k, v in c["code_bytes"].items() if isinstance(v, dict) and "flash" in v}
+        lines += ["", f"C build: arena (RAM) {c['arena_bytes']:,} bytes; flash (weights + code, -Os) "
+                  + ", ".join(f"{k} {v:,} bytes" for k, v in flash.items())
+                  + f"; {c['latency_ms_per_window_O2']:.3f} ms/window at -O2; same class as ONNX int8 on "
+                  f"{c['class_agreement_with_onnx_int8']:.2%} of windows, max {c['max_score_diff_steps']:g} steps apart"]
+    return "\n".join(lines)
+
+
 def _export_tflite(work: Path, float_lm, calib: np.ndarray, x: np.ndarray) -> dict:
     """Full-integer TFLite from the float model, checked against it and against ONNX Runtime int8."""
     from ..compress.quantize import fidelity
     from .onnx import OrtModule
-    from .tflite import TfliteModule, export_tflite, latency_ms, op_types
+    from .tflite import TfliteModule, export_tflite, latency_ms, op_types, weight_bytes
 
     path = export_tflite(float_lm.model, work / "model-int8.tflite", calib[:512])
     mod = TfliteModule(path)
     fid = fidelity(float_lm.model, mod, x)
     vs_ort = fidelity(OrtModule(work / "model-int8.onnx"), mod, x)
-    return {"file_bytes": path.stat().st_size, "latency_ms_batch1_1thread": round(latency_ms(path, float_lm.input_length), 4),
+    return {"weight_bytes": weight_bytes(path), "file_bytes": path.stat().st_size, "latency_ms_batch1_1thread": round(latency_ms(path, float_lm.input_length), 4),
             "max_abs_diff": fid["max_abs_diff"], "argmax_agreement": fid["argmax_agreement"], "sqnr_db": fid["sqnr_db"],
             "argmax_agreement_with_onnx_int8": vs_ort["argmax_agreement"], "input_dtype": str(mod.inp["dtype"].__name__),
             "output_dtype": str(mod.out["dtype"].__name__), "ops": op_types(mod)}

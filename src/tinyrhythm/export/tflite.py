@@ -53,11 +53,6 @@ def bn_as_conv(model: torch.nn.Module) -> torch.nn.Module:
 def export_tflite(model: torch.nn.Module, path: str | os.PathLike, calib: np.ndarray, per_channel: bool = True) -> Path:
     """Write a full-integer int8 .tflite of `model` (input [1, 1, length] int8, output [1, classes] int8)."""
     _require()
-    import litert_torch
-    from litert_torch.quantize import pt2e_quantizer
-    from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e import quantize_pt2e
-
     path = Path(path)
     example = (torch.from_numpy(np.ascontiguousarray(calib[:1], np.float32)),)
     quiet = contextlib.ExitStack()
@@ -65,8 +60,14 @@ def export_tflite(model: torch.nn.Module, path: str | os.PathLike, calib: np.nda
     warnings.simplefilter("ignore")
     quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
     quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
-    logging.getLogger("absl").setLevel(logging.ERROR)
+    for name in ("absl", "torch.utils._pytree", "torchao"):  # import-time notices about optional GPU kernels
+        logging.getLogger(name).setLevel(logging.ERROR)
     with quiet, torch.no_grad():
+        import litert_torch
+        from litert_torch.quantize import pt2e_quantizer
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e import quantize_pt2e
+
         m = torch.export.export(bn_as_conv(model), example).module()
         quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
             pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel))
@@ -147,3 +148,18 @@ def op_types(mod: TfliteModule) -> dict[str, int]:
         key = f"{op['op_name']}:{dtypes.get(first, '?')}"
         counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def weight_bytes(path: str | os.PathLike) -> int:
+    """Bytes of the constant tensors (weights, biases, shape constants) in the flatbuffer;
+    the rest of the file is graph structure, quantization parameters and signatures."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    buf = Path(path).read_bytes()
+    model = schema.Model.GetRootAsModel(buf, 0)
+    total = 0
+    for s in range(model.SubgraphsLength()):
+        g = model.Subgraphs(s)
+        for i in range(g.TensorsLength()):
+            total += model.Buffers(g.Tensors(i).Buffer()).DataLength()
+    return total
