@@ -105,16 +105,26 @@ def _export_tflite(work: Path, float_lm, calib: np.ndarray, x: np.ndarray) -> di
     """Full-integer TFLite from the float model, checked against it and against ONNX Runtime int8."""
     from ..compress.quantize import fidelity
     from .onnx import OrtModule
-    from .tflite import TfliteModule, export_tflite, latency_ms, op_types, weight_bytes
+    from .tflite import TfliteModule, export_tflite, int8_scores, latency_ms, op_types, tflm_check, weight_bytes
 
     path = export_tflite(float_lm.model, work / "model-int8.tflite", calib[:512])
     mod = TfliteModule(path)
     fid = fidelity(float_lm.model, mod, x)
     vs_ort = fidelity(OrtModule(work / "model-int8.onnx"), mod, x)
+    # TFLite Micro's kernels on the same int8 inputs as LiteRT's reference and optimized kernels.
+    xq = np.stack([mod.quantize_input(w[None])[0] for w in x[:256]])
+    ref = int8_scores(TfliteModule(path, reference_kernels=True), xq)
+    fast = int8_scores(mod, xq).astype(np.int32)
+    tflm = tflm_check(path, xq, ref)
     return {"weight_bytes": weight_bytes(path), "file_bytes": path.stat().st_size, "latency_ms_batch1_1thread": round(latency_ms(path, float_lm.input_length), 4),
             "max_abs_diff": fid["max_abs_diff"], "argmax_agreement": fid["argmax_agreement"], "sqnr_db": fid["sqnr_db"],
             "argmax_agreement_with_onnx_int8": vs_ort["argmax_agreement"], "input_dtype": str(mod.inp["dtype"].__name__),
-            "output_dtype": str(mod.out["dtype"].__name__), "ops": op_types(mod)}
+            "output_dtype": str(mod.out["dtype"].__name__), "ops": op_types(mod),
+            "tflite_micro_vs_litert_reference": tflm if tflm is not None else "tflite-micro not installed",
+            # LiteRT's optimized (XNNPACK) int8 kernels round differently from the reference ones.
+            "litert_optimized_vs_reference": {
+                "class_agreement": round(float((fast.argmax(1) == ref.argmax(1)).mean()), 4),
+                "max_score_diff_steps": int(np.abs(fast - ref.astype(np.int32)).max())}}
 
 
 def _export_c(work: Path, lm, x: np.ndarray) -> dict:

@@ -82,12 +82,15 @@ def export_tflite(model: torch.nn.Module, path: str | os.PathLike, calib: np.nda
     return path
 
 
-def interpreter(path: str | os.PathLike, threads: int = 1):
+def interpreter(path: str | os.PathLike, threads: int = 1, reference_kernels: bool = False):
+    """LiteRT's interpreter: optimized kernels with the XNNPACK delegate (the default), or its
+    reference kernels, which TFLite Micro's match bit for bit (tested)."""
     _require()
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
-        it = Interpreter(model_path=str(path), num_threads=threads)
+        extra = {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if reference_kernels else {}
+        it = Interpreter(model_path=str(path), num_threads=threads, **extra)
         it.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise DataError(path, f"not a loadable TFLite model ({str(exc).splitlines()[0][:200]})") from None
@@ -98,10 +101,10 @@ class TfliteModule(torch.nn.Module):
     """A TFLite int8 model behind the torch module interface: float windows in, float logits out
     (quantized with the model's own input scale, dequantized with its output scale)."""
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
+    def __init__(self, path: str | os.PathLike, threads: int = 1, reference_kernels: bool = False):
         super().__init__()
         self.path = Path(path)
-        self.it = interpreter(path, threads)
+        self.it = interpreter(path, threads, reference_kernels)
         self.inp, self.out = self.it.get_input_details()[0], self.it.get_output_details()[0]
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
@@ -163,3 +166,32 @@ def weight_bytes(path: str | os.PathLike) -> int:
         for i in range(g.TensorsLength()):
             total += model.Buffers(g.Tensors(i).Buffer()).DataLength()
     return total
+
+
+def tflm_check(path: str | os.PathLike, xq: np.ndarray, reference: np.ndarray) -> dict | None:
+    """Run the int8 windows `xq` [n, 1, length] through the TFLite Micro Python interpreter (the
+    microcontroller kernels) and compare its int8 scores with `reference`; None where
+    the `tflite-micro` package is not installed."""
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError:
+        return None
+    it = runtime.Interpreter.from_file(str(path))
+    out = []
+    for i in range(len(xq)):
+        it.set_input(xq[i:i + 1], 0)
+        it.invoke()
+        out.append(it.get_output(0).copy())
+    out = np.concatenate(out).astype(np.int32)
+    ref = reference.astype(np.int32)
+    return {"windows": int(len(xq)), "class_agreement": round(float((out.argmax(1) == ref.argmax(1)).mean()), 4),
+            "max_score_diff_steps": int(np.abs(out - ref).max())}
+
+
+def int8_scores(mod: TfliteModule, xq: np.ndarray) -> np.ndarray:
+    out = []
+    for w in xq:
+        mod.it.set_tensor(mod.inp["index"], w[None])
+        mod.it.invoke()
+        out.append(mod.it.get_tensor(mod.out["index"]).copy())
+    return np.concatenate(out)
