@@ -125,3 +125,33 @@ def test_bad_options():
     assert_one_line_error(run_cli("data", "build", "cinc2017", "--task", "cinc2017", "--out", "x", "--shard", "3/2"), "--shard")
     assert_one_line_error(run_cli("data", "build", "cinc2017", "--task", "cinc2017", "--out", "x", "--purity", "0.2"), "purity")
     assert_one_line_error(run_cli("data", "download", "icentia11k", "--patients", "abc", "--out", "x"), "--patients")
+
+
+def test_run_folder_with_weights_of_another_model_is_refused(tmp_path):
+    import json
+    import shutil
+
+    import torch
+
+    from tinyrhythm import models
+    from tinyrhythm.zoo import CARDS_DIR
+
+    card = json.loads((CARDS_DIR / "cnn3.json").read_text())
+    run = tmp_path / "run"
+    run.mkdir()
+    from dataclasses import asdict
+
+    cfg = {**asdict(models.create("cnn3", num_classes=4, input_length=513).config), "name": "cnn3"}  # as train writes it
+    (run / "config.json").write_text(json.dumps({"model": cfg,
+                                                 "classes": card["labels"], "fs": 62.5, "input_length": 513,
+                                                 "task": {"name": "cinc2017"}}))
+    torch.save(models.create("cnn1", num_classes=4, input_length=513).state_dict(), run / "model.pt")
+    from conftest import assert_one_line_error, run_cli
+
+    assert_one_line_error(run_cli("predict", "--model", run, str(tmp_path / "none.npy"), "--fs", "250"),
+                          "model.pt", "do not fit model cnn3")
+    (run / "config.json").write_text(json.dumps({"model": {"name": "cnn3"}, "classes": card["labels"], "fs": 62.5,
+                                                 "input_length": 513, "task": {"name": "cinc2017"}}))
+    assert_one_line_error(run_cli("predict", "--model", run, str(tmp_path / "none.npy"), "--fs", "250"),
+                          "config.json", "invalid model section")
+    shutil.rmtree(run)

@@ -47,11 +47,14 @@ def load_run(path: str | os.PathLike) -> LoadedModel:
 
         model = load_quantized(path, meta)
         return LoadedModel(path.name, model, meta["classes"], float(meta["fs"]), int(meta["input_length"]), meta)
-    model = models.from_config(meta["model"])
+    try:
+        model = models.from_config(meta["model"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(cfg_path, f"invalid model section ({exc})") from None
     try:
         model.load_state_dict(load_weights(path / "model.pt"))
     except RuntimeError as exc:
-        raise DataError(path / "model.pt", f"weights do not fit model {m['name']} ({str(exc).splitlines()[0]})") from None
+        raise DataError(path / "model.pt", f"weights do not fit model {meta['model'].get('name', '?')} ({str(exc).splitlines()[0]})") from None
     model.eval()
     return LoadedModel(path.name, model, meta["classes"], float(meta["fs"]), int(meta["input_length"]), meta)
 
