@@ -137,3 +137,16 @@ def test_smoothing_and_episode_merging():
     assert [(e.label, e.start_s, e.end_s) for e in merged] == [("N", 0, 200), (UNREADABLE, 200, 205), ("AFIB", 205, 300)]
     b = burden(merged)
     assert b["af_burden"] == pytest.approx(95 / 295) and b["unreadable_fraction"] == pytest.approx(5 / 300)
+
+
+def test_csv_with_header_and_empty_cells_marks_them_unreadable(tmp_path):
+    x, fs, _ = read_signal(MITDB_100.with_suffix(""))
+    x = x[: int(120 * fs)].astype(np.float64)
+    x[int(10 * fs): int(20 * fs)] = np.nan  # written as empty cells, as spreadsheet exports do
+    lines = ["mV,flat"] + [("" if np.isnan(v) else f"{v:.4f}") + ",0" for v in x]
+    (tmp_path / "rec.csv").write_text("\n".join(lines) + "\n")
+    r = json.loads(run_cli("monitor", tmp_path / "rec.csv", "--fs", fs, "--json", check=0).stdout)
+    assert r["record"] == "rec" and r["lead"] == "column 0"
+    assert any(e["label"] == UNREADABLE and e["start_s"] <= 12 and e["end_s"] >= 18 for e in r["episodes"])
+    r = json.loads(run_cli("monitor", tmp_path / "rec.csv", "--fs", fs, "--lead", "1", "--json", check=0).stdout)
+    assert r["unreadable_fraction"] == 1.0 and r["af_burden"] == 0.0  # a flat column: all lead-off, no crash
