@@ -56,22 +56,9 @@ def _table(rows: list[list], header: list[str]) -> str:
 
 
 def _confusion_fig(cm, classes, title):
-    plt = _plt()
-    cm = np.asarray(cm)
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 2, 1.1 * len(classes) + 1.2))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("reference")
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            ax.text(j, i, f"{cm[i, j]}\n{norm[i, j]:.0%}", ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return _png(fig)
+    from .evaluate.plots import confusion_figure
+
+    return _png(confusion_figure(cm, classes, title, ylabel="reference"))
 
 
 def _shade(ax, episodes, y0, y1, alpha=0.25, t0=None, t1=None, scale=1.0):

@@ -20,7 +20,7 @@ import wfdb
 from ..errors import DataError
 from .files import ARRAY_SUFFIXES, WFDB_SUFFIXES
 from .record import check_fs
-from .wfdb_io import _check_record_line, _select_lead, record_base
+from .wfdb_io import mv_scale, open_header, record_base
 
 # Bytes per sample of the WFDB storage formats whose size is a plain multiple.
 _FORMAT_BYTES = {"8": 1, "80": 1, "16": 2, "61": 2, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3, "24": 3, "32": 4}
@@ -123,29 +123,9 @@ def _csv_column(p: Path, k: int) -> np.ndarray:
 
 
 def _wfdb_stream(p: Path, lead: int | str | None) -> SignalStream:
-    base = record_base(p)
-    hea = base + ".hea"
-    if not os.path.isfile(hea):
-        raise DataError(hea, "header file not found")
-    _check_record_line(hea)
-    try:
-        header = wfdb.rdheader(base)
-    except Exception as exc:  # wfdb raises many types for a malformed header
-        raise DataError(hea, f"unreadable WFDB header ({exc})") from None
-    fs = check_fs(header.fs, hea)
-    if not header.sig_len or header.n_sig == 0:
-        raise DataError(hea, "empty record (header declares 0 samples or 0 signals)")
-    k = _select_lead(header, lead, hea)
-    dat = os.path.join(os.path.dirname(base), header.file_name[k])
-    if not os.path.isfile(dat):
-        raise DataError(dat, "signal file named in the header not found")
+    base, header, k, dat, fs = open_header(p, lead)
     gain = header.adc_gain[k]
-    if not gain:
-        raise DataError(hea, f"lead {k} has ADC gain 0: cannot convert to mV")
-    units = (header.units or ["mV"] * header.n_sig)[k] or "mV"
-    scale = {"mv": 1.0, "uv": 1e-3, "v": 1e3}.get(units.lower())
-    if scale is None:
-        raise DataError(hea, f"lead {k} is in unsupported units {units!r} (expected mV, uV or V)")
+    scale = mv_scale(gain, (header.units or [None] * header.n_sig)[k], base + ".hea", k)
     n, notes = header.sig_len, []
     fmt = str(header.fmt[k])
     offset = (header.byte_offset or [None] * header.n_sig)[k] or 0

@@ -62,8 +62,8 @@ def _check_record_line(hea: str) -> None:
         raise DataError(hea, "missing sampling rate in the record line")
 
 
-def read_signal(path: str | os.PathLike, lead: int | str | None = None) -> tuple[np.ndarray, float, str]:
-    """Read one lead of a WFDB record: (signal in mV as float32, fs, lead name)."""
+def open_header(path: str | os.PathLike, lead: int | str | None = None):
+    """(record base, header, lead index, signal file, fs) of a WFDB record, every check done."""
     base = record_base(path)
     hea = base + ".hea"
     if not os.path.isfile(hea):
@@ -80,6 +80,24 @@ def read_signal(path: str | os.PathLike, lead: int | str | None = None) -> tuple
     dat = os.path.join(os.path.dirname(base), header.file_name[k])
     if not os.path.isfile(dat):
         raise DataError(dat, "signal file named in the header not found")
+    return base, header, k, dat, fs
+
+
+def mv_scale(gain: float, units: str | None, hea: str, k: int) -> float:
+    """Multiplier from (digital - baseline) / gain to millivolts."""
+    if not gain:
+        raise DataError(hea, f"lead {k} has ADC gain 0: cannot convert to mV")
+    units = units or "mV"
+    scale = {"mv": 1.0, "uv": 1e-3, "v": 1e3}.get(units.lower())
+    if scale is None:
+        raise DataError(hea, f"lead {k} is in unsupported units {units!r} (expected mV, uV or V)")
+    return scale
+
+
+def read_signal(path: str | os.PathLike, lead: int | str | None = None) -> tuple[np.ndarray, float, str]:
+    """Read one lead of a WFDB record: (signal in mV as float32, fs, lead name)."""
+    base, header, k, dat, fs = open_header(path, lead)
+    hea = base + ".hea"
     try:
         rec = wfdb.rdrecord(base, channels=[k], physical=False, return_res=32)
     except Exception as exc:
@@ -95,12 +113,7 @@ def read_signal(path: str | os.PathLike, lead: int | str | None = None) -> tuple
     if checksum and (int(digital.astype(np.int64).sum()) - checksum) % 65536:
         raise DataError(dat, f"checksum mismatch with header (lead {k}): data does not match its header")
     gain = rec.adc_gain[0]
-    if not gain:
-        raise DataError(hea, f"lead {k} has ADC gain 0: cannot convert to mV")
-    units = (rec.units or ["mV"])[0] or "mV"
-    scale = {"mv": 1.0, "uv": 1e-3, "v": 1e3}.get(units.lower())
-    if scale is None:
-        raise DataError(hea, f"lead {k} is in unsupported units {units!r} (expected mV, uV or V)")
+    scale = mv_scale(gain, (rec.units or ["mV"])[0], hea, k)
     invalid = digital == -32768  # WFDB's invalid-sample marker for 16-bit formats
     signal = (digital.astype(np.float64) - rec.baseline[0]) / gain * scale
     if invalid.any():

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 
-def confusion_png(cm: list[list[int]], classes: list[str], path: str | os.PathLike, title: str = "") -> Path:
+def confusion_figure(cm: list[list[int]], classes: list[str], title: str = "", ylabel: str = "true"):
+    """A matplotlib figure of the matrix: counts and row-normalised shares per cell."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,7 +22,7 @@ def confusion_png(cm: list[list[int]], classes: list[str], path: str | os.PathLi
     ax.set_xticks(range(len(classes)), classes)
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_ylabel(ylabel)
     for i in range(len(classes)):
         for j in range(len(classes)):
             ax.text(j, i, f"{cm[i, j]}\n{norm[i, j]:.0%}", ha="center", va="center",
@@ -29,6 +30,13 @@ def confusion_png(cm: list[list[int]], classes: list[str], path: str | os.PathLi
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def confusion_png(cm: list[list[int]], classes: list[str], path: str | os.PathLike, title: str = "") -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = confusion_figure(cm, classes, title)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp)
