@@ -36,13 +36,21 @@ class StreamingClassifier:
         out = []
         if starts:
             wins = np.stack([self.buf[s - self.base : s - self.base + self.length] for s in starts])
-            with torch.no_grad():
-                p = torch.softmax(self.lm.model(torch.from_numpy(wins).unsqueeze(1)), dim=1).numpy()
-            out = list(zip(starts, p))
+            out = list(zip(starts, self._probs(wins)))
         keep = self.next_start - self.base  # samples before the next window's start are no longer needed
         if keep > 0:
             self.buf, self.base = self.buf[keep:], self.base + keep
         return out
+
+    def _probs(self, wins: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.softmax(self.lm.model(torch.from_numpy(wins).unsqueeze(1)), dim=1).numpy()
+
+    def padded(self) -> list[tuple[int, np.ndarray]]:
+        """At the end of a stream shorter than one window: that stream zero-padded to one window."""
+        if self.next_start > 0 or not len(self.buf):
+            return []
+        return [(0, self._probs(np.pad(self.buf, (0, self.length - len(self.buf)))[None, :])[0])]
 
 
 def batch_decisions(lm, signal: np.ndarray, hop: int | None = None) -> list[tuple[int, np.ndarray]]:

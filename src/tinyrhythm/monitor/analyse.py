@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..datasets.stream import SignalStream, open_stream
 from ..errors import TinyRhythmError
 from ..inference import LoadedModel, load_model
+from ..streaming import StreamingClassifier
 from ..windows.resample import ratio, resample
 from .episodes import UNREADABLE, Episode, burden, class_rhythms, merge_short, runs, smooth
 from .quality import unreadable_mask
@@ -33,8 +33,7 @@ class MonitorConfig:
     hmm_stay: float = 0.9
     min_duration_s: float = 30.0
     max_unreadable: float = 0.5  # window or segment share of unreadable samples that makes it UNREADABLE
-    chunk_s: float = 600.0
-    batch: int = 256  # fastest on one core (L2-sized activations)
+    chunk_s: float = 600.0  # ~290 windows per model call at the default hop: near the fastest batch on one core
 
 
 @dataclass
@@ -84,7 +83,6 @@ def _check(cfg: MonitorConfig, lm: LoadedModel) -> int:
     return hop
 
 
-@torch.no_grad()
 def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorConfig):
     """(window starts in model samples, probabilities [n, classes], unreadable share per window,
     per-model-sample unreadable mask, model-rate length)."""
@@ -93,12 +91,12 @@ def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorCo
     chunk = max(step, int(cfg.chunk_s * stream.fs) // step * step)
     margin = max(step, int(4 * stream.fs) // step * step)
     n_model = int(np.ceil(stream.declared_samples * r.numerator / r.denominator))
-    L = lm.input_length
-    sig = np.zeros(0, np.float32)  # model-rate samples from `base` on
-    base = 0
-    starts, probs, bad_share = [], [], []
     bad_model = np.zeros(n_model, bool)
-    next_start = 0
+    filled = 0
+    # The device-style stream takes each resampled chunk and cuts the windows, so the
+    # monitor's windows are exactly those of StreamingClassifier and of a batch pass.
+    sc = StreamingClassifier(lm, hop)
+    decisions = []
     for s in range(0, stream.declared_samples, chunk):
         e = min(s + chunk, stream.declared_samples)
         a, b = max(0, s - margin), min(stream.declared_samples, e + margin)
@@ -107,37 +105,20 @@ def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorCo
         y = resample(np.where(m, 0.0, x), stream.fs, lm.fs)
         lo = (s - a) * r.numerator // r.denominator
         hi = lo + (e - s) * r.numerator // r.denominator if e < stream.declared_samples else len(y)
-        hi = min(hi, len(y), n_model - s * r.numerator // r.denominator + lo)
-        idx = np.minimum(((np.arange(lo, hi) * r.denominator) // r.numerator), len(m) - 1)
-        sig = np.concatenate([sig, y[lo:hi]])
-        bad_model[base + len(sig) - (hi - lo): base + len(sig)] = m[idx]
-        last = e >= stream.declared_samples
-        batch_starts = []
-        while next_start + L <= base + len(sig):
-            batch_starts.append(next_start)
-            next_start += hop
-        if last and not batch_starts and not starts:
-            batch_starts = [0]  # shorter than one window: one zero-padded window
-        if batch_starts:
-            if len(sig) >= L:
-                first = batch_starts[0] - base
-                wins = sliding_window_view(sig, L)[first: first + hop * (len(batch_starts) - 1) + 1: hop]
-                bw = sliding_window_view(bad_model[base: base + len(sig)], L)[first: first + hop * (len(batch_starts) - 1) + 1: hop]
-                shares = bw.mean(1)
-            else:
-                wins = np.pad(sig, (0, L - len(sig)))[None, :]
-                shares = np.array([bad_model[base: base + len(sig)].sum() / max(1, len(sig))])
-            wins = np.ascontiguousarray(wins, dtype=np.float32)
-            for i in range(0, len(wins), cfg.batch):
-                out = lm.model(torch.from_numpy(wins[i: i + cfg.batch]).unsqueeze(1))
-                probs.append(torch.softmax(out, dim=1).numpy())
-            starts.extend(batch_starts)
-            bad_share.append(shares)
-        keep = next_start - base
-        if keep > 0:
-            sig, base = sig[keep:], base + keep
-    return (np.asarray(starts, np.int64), np.concatenate(probs).astype(np.float32),
-            np.concatenate(bad_share), bad_model, n_model)
+        hi = min(hi, len(y), lo + n_model - filled)
+        bad_model[filled: filled + hi - lo] = m[np.minimum((np.arange(lo, hi) * r.denominator) // r.numerator, len(m) - 1)]
+        filled += hi - lo
+        decisions += sc.push(y[lo:hi])
+    decisions = decisions or sc.padded()
+    starts = np.array([d[0] for d in decisions], np.int64)
+    probs = np.stack([d[1] for d in decisions]).astype(np.float32)
+    L = lm.input_length
+    if n_model >= L:
+        view = sliding_window_view(bad_model, L)
+        share = np.concatenate([view[starts[i:i + 4096]].mean(1) for i in range(0, len(starts), 4096)])
+    else:
+        share = np.array([bad_model.mean()])
+    return starts, probs, share, bad_model, n_model
 
 
 def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None = None, lead: int | str | None = None,

@@ -108,7 +108,7 @@ def merge_short(episodes: list[Episode], min_duration_s: float) -> list[Episode]
     their time (the left one on a tie, the readable one beside an UNREADABLE).
     """
     if min_duration_s <= 0 or not episodes:
-        return _join(episodes)
+        return join_touching(episodes)
     anchor = [e.duration_s >= min_duration_s or e.label == UNREADABLE for e in episodes]
     if not any(anchor):
         time: dict[str, float] = {}
@@ -135,10 +135,10 @@ def merge_short(episodes: list[Episode], min_duration_s: float) -> list[Episode]
         label = max(choices, key=lambda c: held[c])  # max keeps the first (left) on ties
         out.append(Episode(label, gap[0].start_s, gap[-1].end_s))
         i = j
-    return _join(out)
+    return join_touching(out)
 
 
-def _join(episodes: list[Episode]) -> list[Episode]:
+def join_touching(episodes: list[Episode]) -> list[Episode]:
     """Merge touching episodes of one label."""
     out: list[Episode] = []
     for e in episodes:

@@ -19,11 +19,11 @@ from ..datasets.wfdb_io import read_annotations, record_base
 from ..errors import TinyRhythmError
 from ..tasks import get_task
 from .analyse import MonitorResult
-from .episodes import AF_LABELS, UNREADABLE, Episode, _join, class_rhythms
+from .episodes import AF_LABELS, UNREADABLE, Episode, join_touching, class_rhythms
 
 
 def reference_episodes(zones: list[Zone], fs: float) -> list[Episode]:
-    return _join([Episode(z.label, z.start / fs, (z.end + 1) / fs) for z in sorted(zones, key=lambda z: z.start)])
+    return join_touching([Episode(z.label, z.start / fs, (z.end + 1) / fs) for z in sorted(zones, key=lambda z: z.start)])
 
 
 def read_reference(result: MonitorResult, extension: str) -> list[Episode]:
@@ -47,8 +47,8 @@ def _labels_at(episodes: list[Episode], t: np.ndarray) -> np.ndarray:
 
 def evaluate_episodes(result: MonitorResult, reference: list[Episode]) -> dict:
     is_af = lambda e: e.label in AF_LABELS  # noqa: E731
-    ref_af = _join([Episode("AF", e.start_s, e.end_s) for e in reference if is_af(e)])
-    det_af = _join([Episode("AF", e.start_s, e.end_s) for e in result.episodes if is_af(e)])
+    ref_af = join_touching([Episode("AF", e.start_s, e.end_s) for e in reference if is_af(e)])
+    det_af = join_touching([Episode("AF", e.start_s, e.end_s) for e in result.episodes if is_af(e)])
     sens = (sum(any(_overlap(r, d) > 0 for d in det_af) for r in ref_af) / len(ref_af)) if ref_af else None
     ppv = (sum(any(_overlap(d, r) > 0 for r in ref_af) for d in det_af) / len(det_af)) if det_af else None
 
