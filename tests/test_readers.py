@@ -165,5 +165,5 @@ def test_cli_summary_cinc_and_icentia():
     assert out["records"] == 6822 and out["patients"] == 6822
     assert out["record_labels"] == {"N": 4040, "A": 590, "O": 1965, "~": 227}
     out = json.loads(run_cli("data", "summary", "icentia11k", "--json", check=0).stdout)
-    assert out["patients"] == 1 and out["records"] == 6
+    assert out["patients"] == 2 and out["records"] == 7  # patient 0 (6 segments) and 1001 (1)
     assert out["windows"]["N"] > 2000 and out["windows"]["NOISE"] > 50

@@ -20,3 +20,7 @@ class DataError(TinyRhythmError):
         self.path = None if path is None else str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
+
+    def __reduce__(self):
+        # Raised in store-building worker processes: must survive pickling back to the parent.
+        return DataError, (self.path, self.reason)

@@ -38,6 +38,14 @@ TASKS: dict[str, Task] = {
             "The study's 3 classes: normal rhythm; arrhythmia = AF or flutter; noise.",
         ),
         Task(
+            "rhythm3",
+            ("normal", "arrhythmia", "noise"),
+            # Every non-AF rhythm (sinus with ectopy, bigeminy, SVTA, VT, ...) is "normal":
+            # the clinical question is AF or flutter, and these are where detectors false-alarm.
+            {"N": "normal", "OTHER": "normal", "AFIB": "arrhythmia", "AFL": "arrhythmia", "NOISE": "noise"},
+            "Recorder-independent rhythm task: normal = any non-AF rhythm; arrhythmia = AF or flutter; noise.",
+        ),
+        Task(
             "icentia4",
             ("noise", "NSR", "AFib", "AFL"),
             {"NOISE": "noise", "N": "NSR", "AFIB": "AFib", "AFL": "AFL"},

@@ -113,6 +113,20 @@ class _Reader:
         pass
 
 
+def float_prefix_nodes(path: Path) -> list[str]:
+    """Nodes of the model's input conditioning (everything before the first Conv): they stay
+    float, so the quantized graph starts at the conditioned signal, whose range is fixed by
+    the conditioning (and the generated C does them in float in tr_quantize)."""
+    import onnx
+
+    names = []
+    for n in onnx.load(str(path)).graph.node:
+        if n.op_type == "Conv":
+            break
+        names.append(n.name)
+    return names
+
+
 def quantize_onnx(float_path: Path, out_path: Path, cfg: QuantizeConfig, calib: np.ndarray | None) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -133,7 +147,7 @@ def quantize_onnx(float_path: Path, out_path: Path, cfg: QuantizeConfig, calib: 
 
         logging.getLogger().setLevel(logging.ERROR)  # per-node chatter about BatchNorm axes
         with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress to stdout
-            quantize_static(str(pre), str(tmp), _Reader(calib),
+            quantize_static(str(pre), str(tmp), _Reader(calib), nodes_to_exclude=float_prefix_nodes(pre),
                             quant_format=QuantFormat.QDQ if cfg.format == "qdq" else QuantFormat.QOperator,
                             per_channel=cfg.per_channel, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8, calibrate_method=method, reduce_range=cfg.reduce_range)

@@ -7,11 +7,12 @@ from .cinc2017 import Cinc2017
 from .icentia11k import Icentia11k, Icentia11kOriginal
 from .nstdb import load_noise
 from .record import RHYTHM_LABELS, Record, Zone
-from .wfdb_rhythm import Afdb, Cpsc2021, Ltafdb, Mitdb, WfdbRhythmDatabase
+from .nstdb import NstdbNoise
+from .wfdb_rhythm import Afdb, Afpdb, Aftdb, Cpsc2021, Ltafdb, Mitdb, WfdbRhythmDatabase
 from ..errors import TinyRhythmError
 
 DATASETS: dict[str, type[Dataset]] = {
-    cls.name: cls for cls in (Icentia11k, Icentia11kOriginal, Cinc2017, Mitdb, Afdb, Ltafdb, Cpsc2021)
+    cls.name: cls for cls in (Icentia11k, Icentia11kOriginal, Cinc2017, Mitdb, Afdb, Ltafdb, Cpsc2021, Aftdb, Afpdb, NstdbNoise)
 }
 
 
@@ -29,5 +30,5 @@ def open_dataset(name: str, root=None, **kwargs) -> Dataset:
 
 __all__ = [
     "DATASETS", "DATA_ENV", "Dataset", "Record", "Zone", "RHYTHM_LABELS", "data_root", "load_noise", "open_dataset",
-    "Icentia11k", "Icentia11kOriginal", "Cinc2017", "Mitdb", "Afdb", "Ltafdb", "Cpsc2021",
+    "Icentia11k", "Icentia11kOriginal", "Cinc2017", "Mitdb", "Afdb", "Ltafdb", "Cpsc2021", "Aftdb", "Afpdb", "NstdbNoise",
 ]

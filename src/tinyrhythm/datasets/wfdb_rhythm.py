@@ -1,8 +1,13 @@
-"""MIT-BIH-style WFDB databases with rhythm aux notes: MITDB, AFDB, LTAFDB, CPSC 2021.
+"""MIT-BIH-style WFDB databases: MITDB, AFDB, LTAFDB, CPSC 2021 (rhythm aux notes), and
+AFTDB and AFPDB (whole-record rhythm, beats in `.qrs`).
 
 All share one format: multi-lead records at their own rate (360/250/128/200 Hz), '+'
 annotations whose aux notes ('(N', '(AFIB', '(AFL', ...) open a rhythm that lasts
-until the next note (CPSC 2021 also closes with ')'). Each record counts as a patient.
+until the next note (CPSC 2021 also closes with ')'). Each record counts as a patient,
+except in AFPDB (a subject is a record pair and its continuations).
+
+`lead`: an index or a name picks one lead; "both" gives every lead of a record as its
+own Record (`<record>:<lead>`), two views of one patient that always share a split.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from typing import Iterator
 
 from ..errors import DataError
 from .base import Dataset
-from .record import Record
-from .wfdb_io import read_annotations, read_signal
+from .record import AFIB, NSR, Record, Zone
+from .wfdb_io import open_header, read_annotations, read_signal
+
+ALL_LEADS = "both"
 
 
 class WfdbRhythmDatabase(Dataset):
@@ -41,17 +48,47 @@ class WfdbRhythmDatabase(Dataset):
         return [self.root / f"{patient.split('/', 1)[1]}.hea"]
 
     def records(self, patient: str) -> Iterator[Record]:
-        yield self.read(self.root / patient.split("/", 1)[1], patient_id=patient)
+        for hea in self.record_paths(patient):
+            yield from self.read_leads(hea, patient_id=patient)
 
-    def read(self, path: str | Path, patient_id: str | None = None) -> Record:
+    def read_leads(self, path: str | Path, patient_id: str | None = None) -> Iterator[Record]:
+        """The record once, or once per lead with lead="both"."""
+        if self.lead != ALL_LEADS:
+            yield self.read(path, patient_id, self.lead)
+            return
+        _, header, _, _, _ = open_header(path, 0)
+        flat = []
+        for k in range(header.n_sig):
+            try:
+                rec = self.read(path, patient_id, k)
+            except DataError as exc:
+                # A lead that is off (flat) is left out when the other lead can be read
+                # (AFPDB n17 has one); a record with no readable lead is still an error.
+                if exc.reason.startswith("flat-line") and len(flat) < header.n_sig - 1:
+                    flat.append(k)
+                    continue
+                raise
+            rec.record_id = f"{rec.record_id}:{rec.lead or k}"
+            yield rec
+
+    def read(self, path: str | Path, patient_id: str | None = None, lead: int | str | None = None) -> Record:
         base = str(Path(path).with_suffix("")) if str(path).endswith(".hea") else str(path)
-        signal, fs, lead = read_signal(base, self.lead)
+        signal, fs, lead_name = read_signal(base, self.lead if lead is None and self.lead != ALL_LEADS else lead)
         zones, beats, symbols = read_annotations(base, self.annotation, len(signal))
+        zones = self.whole_record_zones(len(signal)) or zones or self.unannotated_zones(len(signal))
         name = Path(base).name
         return Record(
             record_id=name, patient_id=patient_id or f"{self.name}/{name}", dataset=self.name, fs=fs,
-            signal=signal, zones=zones, beats=beats, beat_symbols=symbols, path=base, lead=lead,
+            signal=signal, zones=zones, beats=beats, beat_symbols=symbols, path=base, lead=lead_name,
         )
+
+    def whole_record_zones(self, n: int) -> list[Zone]:
+        """Databases whose records hold one rhythm throughout say so here."""
+        return []
+
+    def unannotated_zones(self, n: int) -> list[Zone]:
+        """Zones of a record whose annotation file has no rhythm note."""
+        return []
 
 
 class Mitdb(WfdbRhythmDatabase):
@@ -68,3 +105,64 @@ class Ltafdb(WfdbRhythmDatabase):
 
 class Cpsc2021(WfdbRhythmDatabase):
     name, subdir = "cpsc2021", "cpsc2021"
+
+    def unannotated_zones(self, n: int) -> list[Zone]:
+        # CPSC 2021 writes rhythm notes only where AF or flutter occurs; a record without
+        # any is a non-AF record (its header says "non atrial fibrillation").
+        return [Zone(0, n - 1, NSR, "(N no rhythm note)")]
+
+
+class Aftdb(WfdbRhythmDatabase):
+    """AF Termination Challenge: 80 one-minute Holter excerpts (128 Hz, 2 leads), every one
+    in atrial fibrillation (no rhythm file: the whole record is AF); beats in `.qrs`. The
+    database gives no subject ids, so each record counts as a patient."""
+
+    name, subdir, annotation = "aftdb", "aftdb", "qrs"
+
+    def whole_record_zones(self, n: int) -> list[Zone]:
+        return [Zone(0, n - 1, AFIB, "(AFIB whole record")]
+
+
+class Afpdb(WfdbRhythmDatabase):
+    """PAF Prediction Challenge: 30-min and 5-min two-lead Holter excerpts (128 Hz), none
+    with AF inside ('n' subjects never have PAF, 'p' subjects away from an episode). There
+    are no rhythm annotations; each record is labelled N (sinus rhythm with whatever ectopy
+    it holds), which the rhythm task counts as non-AF 'normal'. A subject is a record pair
+    and its continuations (n01, n02, n01c, n02c): one patient id, so one split."""
+
+    name, subdir, annotation = "afpdb", "afpdb", "qrs"
+
+    def whole_record_zones(self, n: int) -> list[Zone]:
+        return [Zone(0, n - 1, NSR, "(N whole record, non-AF Holter)")]
+
+    @staticmethod
+    def subject(record: str) -> str:
+        stem = record.rstrip("c")
+        if len(stem) < 2 or not stem[1:].isdigit() or stem[0] not in "np":
+            raise ValueError(record)
+        first = (int(stem[1:]) - 1) // 2 * 2 + 1
+        return f"{stem[0]}{first:02d}-{first + 1:02d}"
+
+    def _subjects(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for name in self._record_names():
+            try:
+                out.setdefault(f"{self.name}/{self.subject(Path(name).name)}", []).append(name)
+            except ValueError:
+                continue  # not an AFPDB training record name (e.g. the unlabelled t* records)
+        return out
+
+    def patients(self) -> list[str]:
+        return sorted(self._subjects())
+
+    def record_paths(self, patient: str) -> list[Path]:
+        names = self._subjects().get(patient)
+        if not names:
+            raise DataError(self.root, f"subject {patient} not found")
+        main = sorted(n for n in names if not n.endswith("c"))
+        if len(main) != 2:
+            missing = patient.split("/")[1]
+            raise DataError(self.root / f"{main[0] if main else missing}.hea",
+                            f"record pair of subject {missing} incomplete: found {main or 'none'}, expected two "
+                            "records in the same folder")
+        return [self.root / f"{n}.hea" for n in sorted(names)]

@@ -127,14 +127,31 @@ def _export_tflite(work: Path, float_lm, calib: np.ndarray, x: np.ndarray) -> di
                 "max_score_diff_steps": int(np.abs(fast - ref.astype(np.int32)).max())}}
 
 
+def onnx_input_int8(path: Path, tensor: str, x: np.ndarray) -> np.ndarray:
+    """The int8 windows ONNX Runtime's int8 model feeds its first layer (after its float
+    input conditioning, if any), read from the graph itself: what tr_classify must match."""
+    import onnx
+
+    from .onnx import INPUT_NAME, session
+
+    model = onnx.load(str(path))
+    model.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.UINT8, None))
+    tmp = path.with_name("probe.tmp.onnx")
+    onnx.save(model, str(tmp))
+    try:
+        q = session(tmp).run([tensor], {INPUT_NAME: x})[0]
+    finally:
+        tmp.unlink(missing_ok=True)
+    return (q.reshape(len(x), -1).astype(np.int16) - 128).astype(np.int8)
+
+
 def _export_c(work: Path, lm, x: np.ndarray) -> dict:
     """Generate the C build, compile and run it on the check windows, compare with ONNX Runtime int8."""
     from .c import code_bytes, compile_and_run, generate
     from .onnx import INPUT_NAME, session
 
     info = generate(work / "model-int8.onnx", work, lm.input_length, list(lm.classes))
-    xq = np.clip(np.rint(x[:, 0, :].astype(np.float32) / np.float32(info["input_scale"])) + info["input_zero_point"],
-                 -128, 127).astype(np.int8)
+    xq = onnx_input_int8(work / "model-int8.onnx", info["input_tensor"], x)
     scores, seconds = compile_and_run(work, xq)
     ort = session(work / "model-int8.onnx").run(None, {INPUT_NAME: x})[0]
     c_logits = (scores.astype(np.float32) - info["output_zero_point"]) * np.float32(info["output_scale"])

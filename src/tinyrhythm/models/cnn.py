@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,6 +35,11 @@ class CNNConfig:
     # Inner width of the first block and of each residual block (None: the full width);
     # set by structured pruning, which removes inner channels for real.
     mid_channels: tuple[int, ...] | None = None
+    # Input conditioning inside the network, so that every exported form carries it:
+    # "none" (the study: raw mV in) or "window" (InputConditioning below).
+    conditioning: str = "none"
+    cond_kernel: int = 63  # moving-average length of the high-pass (samples at the model's rate; 1.0 s at 62.5 Hz)
+    cond_floor_mv: float = 0.005  # scale floor: a flat or near-flat window is not amplified into noise
 
     def filters(self, j: int) -> int:
         return self.initial_filters * 2 ** (j // self.s_j)
@@ -63,6 +69,42 @@ class SameConv1d(nn.Conv1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad = self.fixed_pad if self.fixed_pad is not None else same_pad(x.shape[-1], self.kernel_size[0], self.stride[0])
         return super().forward(F.pad(x, pad))
+
+
+class InputConditioning(nn.Module):
+    """Recorder-independent input: y = x - moving_average(x), then y / max(mean|y|, floor).
+
+    Subtracting a centred moving average removes any DC offset and most baseline wander
+    (a high-pass with its -3 dB point near 0.44/T Hz for a T-second average); dividing by
+    the window's mean absolute deviation makes the output the same for any gain. The floor
+    keeps a flat line flat and tiny noise tiny instead of blowing them up to ECG size.
+    Float ops only (AveragePool, Abs, ReduceMean, Max, Div): ONNX int8 keeps them in float
+    in front of the first QuantizeLinear, and the generated C does them in `tr_quantize`.
+    """
+
+    def __init__(self, kernel: int, floor_mv: float):
+        super().__init__()
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"conditioning kernel must be odd and positive, got {kernel}")
+        self.kernel, self.floor = kernel, float(floor_mv)
+        self.pool = nn.AvgPool1d(kernel, stride=1, padding=kernel // 2, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x - self.pool(x)
+        scale = torch.clamp(y.abs().mean(dim=-1, keepdim=True), min=self.floor)
+        return y / scale
+
+
+def condition_numpy(x: np.ndarray, kernel: int, floor_mv: float) -> np.ndarray:
+    """InputConditioning on numpy windows [..., length] (float64 inside), for readers of the
+    conditioned signal (C reference, streaming checks)."""
+    x = np.asarray(x, np.float64)
+    n, h = x.shape[-1], kernel // 2
+    c = np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x, axis=-1)], axis=-1)
+    lo = np.clip(np.arange(n) - h, 0, n)
+    hi = np.clip(np.arange(n) + h + 1, 0, n)
+    y = x - (c[..., hi] - c[..., lo]) / (hi - lo)
+    return y / np.maximum(np.abs(y).mean(axis=-1, keepdims=True), floor_mv)
 
 
 class ResidualBlock(nn.Module):
@@ -102,6 +144,9 @@ class TinyRhythmCNN(nn.Module):
             raise ValueError(f"mid_channels needs {cfg.blocks + 1} entries, got {len(mids)}")
         # The global-pooling head accepts any length, so its padding is computed per input.
         fixed = cfg.input_length if cfg.head == "flatten" else None
+        if cfg.conditioning not in ("none", "window"):
+            raise ValueError(f"unknown conditioning {cfg.conditioning!r} (none, window)")
+        self.condition = InputConditioning(cfg.cond_kernel, cfg.cond_floor_mv) if cfg.conditioning == "window" else None
         self.stem = SameConv1d(1, f0, k, 1, fixed)
         self.stem_bn = nn.BatchNorm1d(f0)
         self.first_conv1 = SameConv1d(f0, mids[0], k, 1, fixed)
@@ -122,6 +167,8 @@ class TinyRhythmCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [batch, 1, input_length] in mV -> logits [batch, num_classes]."""
+        if self.condition is not None:
+            x = self.condition(x)
         x = F.relu(self.stem_bn(self.stem(x)))
         y = self.first_conv2(self.first_dropout(F.relu(self.first_bn(self.first_conv1(x)))))
         x = self.blocks(x + y)
@@ -160,7 +207,9 @@ def count_macs(model: TinyRhythmCNN, nonzero_only: bool = False) -> int:
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        model(torch.zeros(1, 1, model.config.input_length))
+        # On the model's own device: a CPU probe through a CUDA model was the crash after
+        # the last epoch of GPU training.
+        model(torch.zeros(1, 1, model.config.input_length, device=next(model.parameters()).device))
     model.train(was_training)
     for h in hooks:
         h.remove()

@@ -46,6 +46,8 @@ class Augmenter:
             phase = u(b) * 2 * math.pi
             amp = c.wander_mv * u(b) * (u(b) < c.wander_prob)
             x[:, 0] += amp[:, None] * torch.sin(2 * math.pi * f[:, None] * t[None, :] + phase[:, None])
+        if c.offset_mv > 0:
+            x += (u(b) * 2 - 1)[:, None, None] * c.offset_mv
         lo, hi = math.log(c.scale[0]), math.log(c.scale[1])
         scale = torch.exp(lo + u(b) * (hi - lo))
         if c.invert_prob > 0:

@@ -19,6 +19,7 @@ class AugmentConfig:
     wander_prob: float = 0.3  # synthetic baseline wander
     wander_mv: float = 0.5
     wander_hz: tuple[float, float] = (0.05, 0.5)
+    offset_mv: float = 0.0  # DC offset, uniform in +-offset_mv (real recorders: several mV)
 
 
 @dataclass
@@ -26,7 +27,13 @@ class TrainConfig:
     model: str = "cnn3"
     task: str = "cinc2017"
     store: str = ""  # window store folder; empty: built from the settings below into the cache
-    datasets: list[str] | None = None  # default: the task's own dataset (cinc2017 or icentia11k)
+    datasets: list[str] | None = None  # default: the task's own datasets (tinyrhythm.train.loop.DEFAULT_DATASETS)
+    # Sampling weight of each dataset within a class (balanced sampling over several
+    # datasets): every class equally likely, and within a class each dataset that has it
+    # in proportion to its weight (default 1: datasets equal), then windows uniformly.
+    dataset_weights: dict[str, float] | None = None
+    lead: str | None = None  # lead of the multi-lead databases: index, name, or "both" (two views of one patient)
+    conditioning: str = "none"  # input conditioning inside the model: "none" or "window" (models/cnn.py)
     fs: float = 62.5  # window sampling rate (Hz)
     input_length: int = 513  # window length (samples)
     hop: int = 64  # hop between training windows (samples); evaluation uses half-window hops

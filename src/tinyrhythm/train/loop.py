@@ -130,7 +130,11 @@ def _prepare_out(out: Path, cfg: TrainConfig, store: WindowStore, resume: bool, 
     return None
 
 
-DEFAULT_DATASETS = {"cinc2017": ["cinc2017"], "study3": ["icentia11k"], "icentia4": ["icentia11k"]}
+# The rhythm task pools every real source: Holter (MITDB, AFTDB, AFPDB, CPSC 2021,
+# Icentia11k), handheld (CinC 2017) and NSTDB noise.
+RHYTHM_DATASETS = ["mitdb", "aftdb", "afpdb", "cpsc2021", "icentia11k", "cinc2017", "nstdb"]
+DEFAULT_DATASETS = {"cinc2017": ["cinc2017"], "study3": ["icentia11k"], "icentia4": ["icentia11k"],
+                    "rhythm3": RHYTHM_DATASETS}
 
 
 def cache_dir() -> Path:
@@ -147,7 +151,7 @@ def store_config(cfg: TrainConfig):
     window = WindowConfig(fs=cfg.fs, length=cfg.input_length, hop=cfg.hop, purity=cfg.purity,
                           min_pad_fraction=cfg.min_pad_fraction)
     return BuildConfig(datasets=list(datasets), task=cfg.task, window=window, split_seed=cfg.split_seed,
-                       split_by=cfg.split_by)
+                       split_by=cfg.split_by, lead=cfg.lead)
 
 
 def ensure_store(cfg: TrainConfig, quiet: bool = False, build: bool = True) -> WindowStore:
@@ -179,7 +183,8 @@ def run_metadata(cfg: TrainConfig, store: WindowStore, model) -> dict:
 def initial_model(cfg: TrainConfig, num_classes: int, input_length: int) -> torch.nn.Module:
     """The registry model, with the weights of `cfg.init` when fine-tuning."""
     if not cfg.init:
-        return models.create(cfg.model, num_classes=num_classes, input_length=input_length, dropout=cfg.dropout)
+        return models.create(cfg.model, num_classes=num_classes, input_length=input_length, dropout=cfg.dropout,
+                             conditioning=cfg.conditioning)
     from ..inference import load_model
 
     parent = load_model(cfg.init)
@@ -245,7 +250,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     counts = store.class_counts("train")
-    weights = store.sample_weights("train")
+    weights = store.sample_weights("train", cfg.dataset_weights)
     loss_weight = None
     if not cfg.balanced:
         w = counts.sum() / np.maximum(counts, 1) / len(counts)

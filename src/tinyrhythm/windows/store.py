@@ -110,7 +110,12 @@ _OPEN: dict = {}
 def _dataset(name: str, root: str | None, lead):
     key = (name, root, lead)
     if key not in _OPEN:
-        _OPEN[key] = open_dataset(name, root, lead=lead)
+        from ..datasets import DATASETS, WfdbRhythmDatabase
+
+        # A lead choice applies to the multi-lead databases of a mixed store, not to the
+        # single-lead ones beside them.
+        multi = issubclass(DATASETS.get(name, object), WfdbRhythmDatabase)
+        _OPEN[key] = open_dataset(name, root, lead=lead if multi else None)
     return _OPEN[key]
 
 
@@ -405,13 +410,46 @@ class WindowStore:
     def class_counts(self, split: str) -> np.ndarray:
         return np.bincount(self.labels[self.indices(split)], minlength=len(self.classes))
 
-    def sample_weights(self, split: str = "train") -> np.ndarray:
+    @functools.cache
+    def dataset_index(self) -> tuple[np.ndarray, list[str]]:
+        """(dataset number per window, dataset names), from the global patient ids."""
+        names = [s["dataset"] for s in self.manifest["sources"]]
+        out = []
+        for s in self.manifest["shards"]:
+            d = self.path / s["name"]
+            pats = json.loads((d / "shard.json").read_text())["patients"]
+            codes = np.array([names.index(p.split("/", 1)[0]) if p.split("/", 1)[0] in names else -1 for p in pats] or [0],
+                             dtype=np.int16)
+            out.append(codes[np.load(d / "patient.npy")])
+        return (np.concatenate(out) if out else np.zeros(0, np.int16)), names
+
+    def sample_weights(self, split: str = "train", dataset_weights: dict[str, float] | None = None) -> np.ndarray:
         """Per-window weights (for the split's windows, in `indices(split)` order) that make
-        every class equally likely under weighted sampling."""
+        every class equally likely under weighted sampling.
+
+        A store of several datasets is balanced over datasets too: within a class, each
+        dataset that has the class gets a share in proportion to `dataset_weights` (1 for
+        each dataset not named), spread evenly over its windows."""
         idx = self.indices(split)
+        labels = self.labels[idx]
         counts = self.class_counts(split).astype(np.float64)
-        per_class = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
-        return per_class[self.labels[idx]]
+        sources = [s["dataset"] for s in self.manifest["sources"]]
+        if len(sources) == 1:
+            per_class = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+            return per_class[labels]
+        unknown = set(dataset_weights or {}) - set(sources)
+        if unknown:
+            raise TinyRhythmError(f"dataset_weights names datasets not in the store: {', '.join(sorted(unknown))}")
+        ds = self.dataset_index()[0][idx]
+        w_ds = np.array([float((dataset_weights or {}).get(n, 1.0)) for n in sources])
+        if (w_ds < 0).any() or not np.isfinite(w_ds).all():
+            raise TinyRhythmError("dataset_weights must be finite and non-negative")
+        n_cd = np.zeros((len(counts), len(sources)))
+        np.add.at(n_cd, (labels, ds), 1)
+        share = np.where(n_cd > 0, w_ds[None, :], 0.0)
+        share = np.divide(share, share.sum(1, keepdims=True), out=np.zeros_like(share), where=share.sum(1, keepdims=True) > 0)
+        per_cd = np.divide(share, n_cd, out=np.zeros_like(share), where=n_cd > 0)
+        return per_cd[labels, ds]
 
     def torch_dataset(self, split: str):
         """A torch Dataset over one split, reading windows from the memory map."""
