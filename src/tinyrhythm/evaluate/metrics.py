@@ -38,6 +38,8 @@ def classification_report(y_true, y_pred, classes: list[str], abstained: np.ndar
                "abstention_rate": abst_rate}
         if {"N", "A", "O"} <= set(classes):
             out["cinc_score"], out["af_f1"] = 0.0, 0.0
+        elif "arrhythmia" in classes:
+            out["af_f1"] = 0.0
         return out
     p, r, f, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     out = {
@@ -53,4 +55,6 @@ def classification_report(y_true, y_pred, classes: list[str], abstained: np.ndar
     if {"N", "A", "O"} <= set(classes):
         out["cinc_score"] = cinc2017_score(y_true, y_pred, classes)
         out["af_f1"] = out["per_class"]["A"]["f1"]
+    elif "arrhythmia" in classes:  # study3 / rhythm3: the AF-or-flutter class
+        out["af_f1"] = out["per_class"]["arrhythmia"]["f1"]
     return out

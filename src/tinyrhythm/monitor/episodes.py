@@ -41,7 +41,9 @@ def class_rhythms(task: str, classes: list[str]) -> list[str]:
     out = []
     for c in classes:
         sources = [r for r, cls in label_map.items() if cls == c]
-        out.append(AFIB if AFIB in sources else sources[0] if len(sources) == 1 else OTHER)
+        # A class that pools sinus rhythm with other non-AF rhythms (rhythm3's "normal") is
+        # reported as N: what the clinician reads is "not AF".
+        out.append(AFIB if AFIB in sources else sources[0] if len(sources) == 1 else NSR if NSR in sources else OTHER)
     return out
 
 

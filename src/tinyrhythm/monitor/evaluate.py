@@ -75,6 +75,8 @@ def evaluate_episodes(result: MonitorResult, reference: list[Episode]) -> dict:
         "af_burden_error": rnd(None if ref_burden is None else result.summary["af_burden"] - ref_burden),
         "false_af_min_per_hour": rnd(fp / 60 / non_af_h) if non_af_h > 0 else None,
         "reference_rhythm_s": round(ref_rhythm_s, 1),
+        # the raw durations, so that figures over many records can be pooled
+        "af_tp_s": round(tp, 1), "af_fp_s": round(fp, 1), "af_fn_s": round(fn, 1),
         "confusion": segment_confusion(result, reference),
     }
 

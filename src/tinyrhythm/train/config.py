@@ -34,6 +34,9 @@ class TrainConfig:
     dataset_weights: dict[str, float] | None = None
     lead: str | None = None  # lead of the multi-lead databases: index, name, or "both" (two views of one patient)
     conditioning: str = "none"  # input conditioning inside the model: "none" or "window" (models/cnn.py)
+    # After training, fold per-class logit offsets chosen on validation macro F1 into the head
+    # bias (train.loop.correct_priors): balanced sampling otherwise over-calls rare classes.
+    prior_correction: bool = False
     fs: float = 62.5  # window sampling rate (Hz)
     input_length: int = 513  # window length (samples)
     hop: int = 64  # hop between training windows (samples); evaluation uses half-window hops

@@ -1,0 +1,150 @@
+"""Cross-dataset evaluation of a rhythm3 model on the test patients of every source.
+
+    python scripts/cross_dataset.py MODEL [--store DIR] [--out results.json] [--stress]
+
+1. Window level, per dataset, on the store's test split: macro F1, per-class F1 (AF first).
+2. Long records (MITDB, CPSC 2021, AFTDB, AFPDB test patients, lead 0): `monitor` on the
+   whole record against the reference rhythm (the reader's zones), pooled over records:
+   per-second AF F1, episode sensitivity/PPV, mean |AF-burden error|, false-AF minutes per
+   hour of non-AF rhythm.
+3. --stress: the EC57 noise stress test, MITDB test records with NSTDB 'em' and 'ma'
+   noise added at SNR 24, 18, 12, 6, 0, -6 dB (noise scaled to the record's signal power,
+   as nstdb's own records are built), AF sensitivity/PPV per SNR (per second, pooled).
+Nothing here is used to choose a model: selection happens on validation data in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tinyrhythm.datasets import load_noise, open_dataset
+from tinyrhythm.datasets.nstdb import FS as NSTDB_FS
+from tinyrhythm.evaluate.metrics import classification_report
+from tinyrhythm.inference import load_model
+from tinyrhythm.monitor.analyse import monitor
+from tinyrhythm.monitor.evaluate import evaluate_episodes, reference_episodes
+from tinyrhythm.train.loop import predict_proba
+from tinyrhythm.windows.resample import resample
+from tinyrhythm.windows.split import assign_split
+from tinyrhythm.windows.store import WindowStore
+
+LONG = ("mitdb", "cpsc2021", "aftdb", "afpdb")
+SNRS = (24, 18, 12, 6, 0, -6)
+
+
+def window_level(lm, store: WindowStore) -> dict:
+    idx = store.indices("test")
+    proba = predict_proba(lm.model, store, idx, "cpu")
+    y, p = store.labels[idx].astype(int), proba.argmax(1)
+    ds, names = store.dataset_index()
+    ds = ds[idx]
+    out = {}
+    for i, name in enumerate(names + ["all"]):
+        m = ds == i if name != "all" else np.ones(len(idx), bool)
+        if m.sum():
+            out[name] = classification_report(y[m], p[m], store.classes)
+    # The issue's target pools the Holter AF sources.
+    m = np.isin(ds, [names.index(n) for n in ("mitdb", "cpsc2021", "aftdb") if n in names])
+    if m.sum():
+        out["mitdb+cpsc2021+aftdb"] = classification_report(y[m], p[m], store.classes)
+    return out
+
+
+def pooled(rows: list[dict]) -> dict:
+    tp, fp, fn = (sum(r[k] for r in rows) for k in ("af_tp_s", "af_fp_s", "af_fn_s"))
+    ref_eps = sum(r["reference_af_episodes"] for r in rows)
+    det_eps = sum(r["detected_af_episodes"] for r in rows)
+    hit = sum((r["episode_sensitivity"] or 0) * r["reference_af_episodes"] for r in rows)
+    true_det = sum((r["episode_ppv"] or 0) * r["detected_af_episodes"] for r in rows)
+    non_af_h = sum(r["non_af_h"] for r in rows)
+    errs = [abs(r["af_burden_error"]) for r in rows if r["af_burden_error"] is not None]
+    return {
+        "records": len(rows), "hours": round(sum(r["reference_rhythm_s"] for r in rows) / 3600, 2),
+        "af_f1_per_second": round(2 * tp / (2 * tp + fp + fn), 4) if tp + fp + fn else None,
+        "af_sensitivity": round(tp / (tp + fn), 4) if tp + fn else None,
+        "af_ppv": round(tp / (tp + fp), 4) if tp + fp else None,
+        "episode_sensitivity": round(hit / ref_eps, 4) if ref_eps else None,
+        "episode_ppv": round(true_det / det_eps, 4) if det_eps else None,
+        "mean_abs_burden_error": round(float(np.mean(errs)), 4) if errs else None,
+        "false_af_min_per_hour": round(fp / 60 / non_af_h, 2) if non_af_h else None,
+    }
+
+
+def _score(lm, signal: np.ndarray, fs: float, zones, tmp: Path) -> dict:
+    path = tmp / "rec.npy"
+    np.save(path, signal.astype(np.float32), allow_pickle=False)
+    res = monitor(path, lm, fs=fs)
+    ev = evaluate_episodes(res, reference_episodes(zones, fs))
+    ev["non_af_h"] = (ev["reference_rhythm_s"] - ev["af_tp_s"] - ev["af_fn_s"]) / 3600
+    return ev
+
+
+def test_records(name: str, split: str = "test"):
+    ds = open_dataset(name, lead=0)
+    for patient in ds.patients():
+        if assign_split(patient) == split:
+            yield from ds.records(patient)
+
+
+def long_records(lm, tmp: Path) -> dict:
+    out = {}
+    for name in LONG:
+        rows = [_score(lm, r.signal, r.fs, r.zones, tmp) for r in test_records(name)]
+        if rows:
+            out[name] = pooled(rows)
+    return out
+
+
+def stress(lm, tmp: Path) -> dict:
+    noise = load_noise()
+    recs = list(test_records("mitdb"))
+    out = {}
+    for kind in ("em", "ma"):
+        for snr in SNRS:
+            rows = []
+            for r in recs:
+                nz = resample(noise[kind][:, 0], NSTDB_FS, r.fs)[: len(r.signal)]
+                nz = np.resize(nz, len(r.signal)) - nz.mean()
+                gain = np.sqrt(np.var(r.signal) / (np.var(nz) * 10 ** (snr / 10)))
+                rows.append(_score(lm, r.signal + gain * nz, r.fs, r.zones, tmp))
+            out[f"{kind}_{snr}"] = pooled(rows)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--store", help="rhythm3 window store (default: the one configs/rhythm.json builds)")
+    ap.add_argument("--stress", action="store_true")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    lm = load_model(a.model)
+    if a.store:
+        store = WindowStore(a.store)
+    else:
+        from tinyrhythm.train.config import TrainConfig
+        from tinyrhythm.train.loop import ensure_store
+
+        store = ensure_store(TrainConfig.from_file(Path(__file__).parents[1] / "configs" / "rhythm.json"), quiet=True)
+    result = {"model": a.model, "window": window_level(lm, store)}
+    with tempfile.TemporaryDirectory() as d:
+        result["long"] = long_records(lm, Path(d))
+        if a.stress:
+            result["stress"] = stress(lm, Path(d))
+    text = json.dumps(result, indent=1)
+    if a.out:
+        Path(a.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
