@@ -20,8 +20,9 @@ def _real_windows(n_per=40):
 
     cfg = WindowConfig(fs=62.5, length=513, hop=256)
     out = []
-    for name, patient in (("mitdb", "mitdb/203"), ("mitdb", "mitdb/119"), ("aftdb", "aftdb/learning-set/n01"),
-                          ("afpdb", "afpdb/p01-02"), ("cpsc2021", "cpsc2021/data_25_24")):
+    for name, patient in (("mitdb", "mitdb/203"), ("mitdb", "mitdb/119"), ("mitdb", "mitdb/210"), ("mitdb", "mitdb/100"),
+                          ("aftdb", "aftdb/learning-set/n01"), ("aftdb", "aftdb/test-set-a/a01"),
+                          ("aftdb", "aftdb/test-set-b/b01"), ("afpdb", "afpdb/p01-02"), ("cpsc2021", "cpsc2021/data_25_24")):
         rec = next(open_dataset(name).records(patient))
         w, _, _ = make_windows(rec, cfg)
         out.append(w[:n_per])
@@ -39,7 +40,7 @@ def test_conditioning_is_exact_for_offset_and_gain_and_keeps_flat_flat():
     assert float(flat.abs().max()) == 0.0  # a lead-off line stays a line, not amplified noise
     tiny = model.condition(torch.randn(1, 1, 513) * 1e-4)  # 0.1 uV of noise: below the floor, not blown up
     assert float(tiny.abs().mean()) < 0.1
-    np.testing.assert_allclose(model.condition(x).numpy(), condition_numpy(x.numpy(), 63, 0.005), atol=1e-4)
+    np.testing.assert_allclose(model.condition(x).numpy(), condition_numpy(x.numpy(), 25, 0.005), atol=1e-4)
 
 
 def _perturbations(x, fs=62.5, seed=0):
@@ -224,7 +225,7 @@ def test_c_build_of_a_conditioned_model_matches_onnx_runtime(tmp_path):
     out = tmp_path / "c"
     report = json.loads(run_cli("export", "rhythm-cnn3-int8", "--format", "c", "--out", out, "--json", check=0).stdout)
     c = report["c"]
-    assert c["conditioning"] == {"kernel": 63, "floor_mv": pytest.approx(0.005)}
+    assert c["conditioning"] == {"kernel": 25, "floor_mv": pytest.approx(0.005)}
     assert c["class_agreement_with_onnx_int8"] == 1.0 and c["max_score_diff_steps"] == 0
     assert "float ring" in (out / "tr_model.h").read_text()
     (tmp_path / "d.c").write_text(C_DRIVER)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .errors import TinyRhythmError
+from .zoo import DEFAULT_RHYTHM_MODEL
 
 
 def _print_json(obj) -> None:
@@ -451,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("monitor", help="rhythm over time of a long recording: episodes, AF burden, WFDB annotations")
     p.add_argument("record", help="WFDB record (.hea/.dat), CinC .mat, or .csv/.npy with --fs")
-    p.add_argument("--model", default="cnn3-kd-int8", help="run folder or zoo name (default: cnn3-kd-int8)")
+    p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"run folder or zoo name (default: {DEFAULT_RHYTHM_MODEL})")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
     p.add_argument("--lead", default=None, help="lead index or name of a multi-lead record (default: the first)")
     p.add_argument("--hop", type=float, default=None, help="seconds between window decisions (default 2.048)")
@@ -468,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="one self-contained HTML report of a recording or a run folder")
     p.add_argument("target", metavar="RUN_OR_RECORD", help="a training run folder, or a recording to monitor")
     p.add_argument("--out", required=True, help="HTML file to write")
-    p.add_argument("--model", default="cnn3-kd-int8", help="model for a recording (default: cnn3-kd-int8)")
+    p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"model for a recording (default: {DEFAULT_RHYTHM_MODEL})")
     p.add_argument("--reference", default=None, metavar="EXT", help="reference rhythm annotations of the record, e.g. atr")
     p.add_argument("--study", default=None, help="compression study folder: adds its Pareto plot")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError, TinyRhythmError
+from .zoo import DEFAULT_RHYTHM_MODEL
 
 COLOURS = {"N": "#4caf50", "AFIB": "#e53935", "AFL": "#fb8c00", "OTHER": "#8e24aa", "NOISE": "#9e9e9e",
            "UNREADABLE": "#424242"}
@@ -232,7 +233,7 @@ def run_report(run: Path, study=None) -> str:
     return _page(f"tinyrhythm run: {run.name}", sections)
 
 
-def report(target: str | os.PathLike, out: str | os.PathLike, model: str = "cnn3-kd-int8", reference: str | None = None,
+def report(target: str | os.PathLike, out: str | os.PathLike, model: str = DEFAULT_RHYTHM_MODEL, reference: str | None = None,
            study=None, fs=None, lead=None) -> Path:
     p = Path(target)
     if p.is_dir() and (p / "config.json").is_file():

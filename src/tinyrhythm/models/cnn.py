@@ -38,7 +38,7 @@ class CNNConfig:
     # Input conditioning inside the network, so that every exported form carries it:
     # "none" (the study: raw mV in) or "window" (InputConditioning below).
     conditioning: str = "none"
-    cond_kernel: int = 63  # moving-average length of the high-pass (samples at the model's rate; 1.0 s at 62.5 Hz)
+    cond_kernel: int = 25  # moving-average length of the high-pass (samples at the model's rate; 0.4 s at 62.5 Hz)
     cond_floor_mv: float = 0.005  # scale floor: a flat or near-flat window is not amplified into noise
 
     def filters(self, j: int) -> int:

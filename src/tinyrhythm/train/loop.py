@@ -99,31 +99,29 @@ PRIOR_GRID = np.round(np.arange(-2.0, 4.01, 0.25), 2)
 
 
 @torch.no_grad()
-def correct_priors(model: "models.TinyRhythmCNN", store: WindowStore, device) -> dict:
-    """Fold a per-class logit offset into the head's bias, chosen on validation macro F1.
-
-    Balanced sampling trains the model as if every class were equally common; in a
-    recording almost every window is non-AF rhythm, so without a correction the rare
-    classes are over-called (false AF minutes, false noise). The offsets (the first class
-    fixed at 0, the others on a grid) are the prior correction a Bayes decision would
-    make, chosen on the validation split only; they live in the bias, so every exported
-    form (ONNX, int8, C, TFLite) carries them."""
-    idx = eval_indices(store, "val")
+def split_logits(model, store: WindowStore, split: str, device) -> tuple[np.ndarray, np.ndarray]:
+    idx = eval_indices(store, split)
     model.eval()
-    logits = []
+    out = []
     for i in range(0, len(idx), 1024):
         x, _ = store.batch(idx[i : i + 1024])
-        logits.append(model(torch.from_numpy(x).unsqueeze(1).to(device)).cpu().numpy())
-    z, y = np.concatenate(logits), store.labels[idx].astype(np.int64)
-    k = z.shape[1]
+        out.append(model(torch.from_numpy(x).unsqueeze(1).to(device)).cpu().numpy())
+    z = np.concatenate(out) if out else np.zeros((0, len(store.classes)), np.float32)
+    return z, store.labels[idx].astype(np.int64)
+
+
+def prior_offsets(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Per-class logit offsets (first class fixed at 0) that maximise macro F1 on (z, y):
+    a coordinate search over PRIOR_GRID, two sweeps. Returns (offsets, F1 before, after)."""
     from sklearn.metrics import f1_score
+
+    k = z.shape[1]
 
     def macro(off):
         return f1_score(y, (z + off).argmax(1), labels=list(range(k)), average="macro", zero_division=0)
 
-    best_off, before = np.zeros(k), macro(np.zeros(k))
-    best = before
-    # coordinate search, two sweeps: k - 1 offsets on a 25-point grid each
+    best_off = np.zeros(k)
+    before = best = macro(best_off)
     for _ in range(2):
         for c in range(1, k):
             for v in PRIOR_GRID:
@@ -132,9 +130,22 @@ def correct_priors(model: "models.TinyRhythmCNN", store: WindowStore, device) ->
                 f = macro(off)
                 if f > best + 1e-9:
                     best, best_off = f, off
-    model.fc.bias += torch.as_tensor(best_off, dtype=model.fc.bias.dtype, device=model.fc.bias.device)
-    return {"logit_offsets": [float(v) for v in best_off], "val_macro_f1_before": round(float(before), 4),
-            "val_macro_f1_after": round(float(best), 4)}
+    return best_off, float(before), float(best)
+
+
+def correct_priors(model: "models.TinyRhythmCNN", store: WindowStore, device) -> dict:
+    """Fold a per-class logit offset into the head's bias, chosen on validation macro F1.
+
+    Balanced sampling trains the model as if every class were equally common; in a
+    recording almost every window is non-AF rhythm, so without a correction the rare
+    classes are over-called (false AF minutes, false noise). The offsets are the prior
+    correction a Bayes decision would make, chosen on the validation split only; they live
+    in the bias, so every exported form (ONNX, int8, C, TFLite) carries them."""
+    off, before, after = prior_offsets(*split_logits(model, store, "val", device))
+    with torch.no_grad():
+        model.fc.bias += torch.as_tensor(off, dtype=model.fc.bias.dtype, device=model.fc.bias.device)
+    return {"logit_offsets": [float(v) for v in off], "val_macro_f1_before": round(before, 4),
+            "val_macro_f1_after": round(after, 4)}
 
 
 def _make_optimizer(cfg: TrainConfig, model, steps_total: int):
@@ -343,7 +354,15 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
         train_seconds += time.perf_counter() - t0
         stop = torch.zeros(1, device=device)  # NCCL broadcasts CUDA tensors only
         if rank == 0:
-            val = score_split(model, store, "val", device)
+            if cfg.prior_correction and not record_level(store):
+                # Select the epoch the final prior correction will do best with, not the one
+                # whose uncorrected balance happens to suit the validation class mix.
+                z, y_val = split_logits(model, store, "val", device)
+                val = classification_report(y_val, z.argmax(1), store.classes)
+                val["macro_f1_uncorrected"] = val["macro_f1"]
+                val["macro_f1"] = prior_offsets(z, y_val)[2]
+            else:
+                val = score_split(model, store, "val", device)
             # A gradual pruning schedule reaches its sparsity only part-way: earlier, denser
             # epochs must not be selected.
             eligible = getattr(step_hook, "ready", True)
@@ -375,7 +394,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
     if rank == 0:
         model.load_state_dict(load_weights(out / "model.pt"))
         prior = None
-        if cfg.prior_correction and isinstance(model, models.TinyRhythmCNN):
+        if cfg.prior_correction and isinstance(model, models.TinyRhythmCNN) and not record_level(store):
             prior = correct_priors(model, store, device)
             save_atomic(model.state_dict(), out / "model.pt")
         result = {

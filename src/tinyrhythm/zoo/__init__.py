@@ -10,11 +10,11 @@ import hashlib
 import json
 from pathlib import Path
 
-from .. import models
-from ..checkpoint import load_weights
 from ..errors import DataError, TinyRhythmError
 
 ZOO_DIR = Path(__file__).parent
+# What `monitor` and `report` run when no model is named: the recorder-independent int8 model.
+DEFAULT_RHYTHM_MODEL = "rhythm-cnn3-int8"
 CARDS_DIR = ZOO_DIR / "cards"
 WEIGHTS_DIR = ZOO_DIR / "weights"
 
@@ -42,6 +42,9 @@ def sha256(path: Path) -> str:
 
 
 def load(name: str):
+    # torch is imported here, not at module level: the CLI reads DEFAULT_RHYTHM_MODEL at start-up.
+    from .. import models
+    from ..checkpoint import load_weights
     from ..inference import LoadedModel
 
     all_cards = cards()
