@@ -7,9 +7,9 @@
    whole record against the reference rhythm (the reader's zones), pooled over records:
    per-second AF F1, episode sensitivity/PPV, mean |AF-burden error|, false-AF minutes per
    hour of non-AF rhythm.
-3. --stress: the EC57 noise stress test, MITDB test records with NSTDB 'em' and 'ma'
-   noise added at SNR 24, 18, 12, 6, 0, -6 dB (noise scaled to the record's signal power,
-   as nstdb's own records are built), AF sensitivity/PPV per SNR (per second, pooled).
+3. --stress: the EC57 noise stress test, MITDB (and AFTDB) test records with NSTDB 'em'
+   and 'ma' noise added at SNR 24, 18, 12, 6, 0, -6 dB (noise scaled to the record's signal
+   power), AF sensitivity/PPV per SNR (per second, pooled), plus the clean records.
 Nothing here is used to choose a model: selection happens on validation data in training.
 """
 
@@ -104,18 +104,44 @@ def long_records(lm, tmp: Path) -> dict:
 
 def stress(lm, tmp: Path) -> dict:
     noise = load_noise()
-    recs = list(test_records("mitdb"))
-    out = {}
+    # MITDB's test records hold one AF patient (217, paced): AFTDB's test excerpts (all AF)
+    # join them so that AF sensitivity is measured on more than one patient.
+    recs = list(test_records("mitdb")) + list(test_records("aftdb"))
+    out = {"clean": pooled([_score(lm, r.signal, r.fs, r.zones, tmp) for r in recs])}
     for kind in ("em", "ma"):
         for snr in SNRS:
             rows = []
             for r in recs:
-                nz = resample(noise[kind][:, 0], NSTDB_FS, r.fs)[: len(r.signal)]
+                nz = resample(noise[kind][:, 0], NSTDB_FS, r.fs)
                 nz = np.resize(nz, len(r.signal)) - nz.mean()
                 gain = np.sqrt(np.var(r.signal) / (np.var(nz) * 10 ** (snr / 10)))
                 rows.append(_score(lm, r.signal + gain * nz, r.fs, r.zones, tmp))
             out[f"{kind}_{snr}"] = pooled(rows)
     return out
+
+
+def stress_plot(res: dict, path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    for kind, style in (("em", "-"), ("ma", "--")):
+        for key, colour, label in (("af_sensitivity", "tab:red", "AF Se"), ("af_ppv", "tab:blue", "AF PPV")):
+            ys = [res[f"{kind}_{s}"][key] for s in SNRS]
+            ax.plot(SNRS, [np.nan if v is None else v for v in ys], style, color=colour, marker="o",
+                    label=f"{label}, {kind} noise")
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel("per-second AF figure")
+    ax.set_ylim(0, 1.02)
+    ax.invert_xaxis()
+    ax.set_title(f"Noise stress test (EC57 SNRs), MITDB + AFTDB test records: {title}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -124,6 +150,7 @@ def main(argv=None) -> int:
     ap.add_argument("--store", help="rhythm3 window store (default: the one configs/rhythm.json builds)")
     ap.add_argument("--stress", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--plot", default=None, help="PNG of the noise stress test (with --stress)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     lm = load_model(a.model)
@@ -139,6 +166,8 @@ def main(argv=None) -> int:
         result["long"] = long_records(lm, Path(d))
         if a.stress:
             result["stress"] = stress(lm, Path(d))
+            if a.plot:
+                stress_plot(result["stress"], a.plot, a.model)
     text = json.dumps(result, indent=1)
     if a.out:
         Path(a.out).write_text(text)

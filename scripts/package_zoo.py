@@ -113,7 +113,7 @@ def card_for_quantized(name: str, run: Path) -> dict:
 def _pick(r):
     out = {k: round(r[k], 4) for k in ("cinc_score", "macro_f1", "af_f1", "accuracy") if k in r}
     out["per_class_f1"] = {c: round(v["f1"], 4) for c, v in r["per_class"].items()}
-    out["n"], out["level"] = r["n"], r["level"]
+    out["n"], out["level"] = r["n"], r.get("level", "window")
     return out
 
 

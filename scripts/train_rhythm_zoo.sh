@@ -7,7 +7,7 @@ tinyrhythm train --model cnn5 --config configs/rhythm-cnn5.json --out runs/rhyth
 { tinyrhythm train --model cnn3 --config configs/rhythm.json --out runs/rhythm-cnn3
   tinyrhythm train --model cnn1 --config configs/rhythm.json --out runs/rhythm-cnn1; } &
 wait
-tinyrhythm quantize runs/rhythm-cnn3 --method ptq --reduce-range --out runs/rhythm-cnn3-int8 --threads 1
+tinyrhythm quantize runs/rhythm-cnn3 --method ptq --reduce-range --calibration minmax --out runs/rhythm-cnn3-int8 --threads 1
 for m in rhythm-cnn1 rhythm-cnn3 rhythm-cnn5 rhythm-cnn3-int8; do
   python scripts/cross_dataset.py runs/$m --out runs/$m/cross_dataset.json > /dev/null
 done

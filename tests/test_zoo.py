@@ -86,3 +86,35 @@ def test_zoo_metrics_reproduce(tmp_path_factory):
         for key in ("cinc_score", "macro_f1", "af_f1"):
             assert r[key] == pytest.approx(card["metrics"][key], abs=tol), (name, key)
         assert r["n"] == card["metrics"]["n"]
+
+
+RHYTHM = {"rhythm-cnn1", "rhythm-cnn3", "rhythm-cnn5", "rhythm-cnn3-int8"}
+
+
+@pytest.mark.slow
+def test_rhythm_zoo_metrics_reproduce(tmp_path_factory):
+    """CI rebuilds the multi-source rhythm store from the shared data and re-scores the zoo v3
+    models on its test split: the cards' numbers come back."""
+    cache = tmp_path_factory.mktemp("cache")
+    for name in sorted(RHYTHM):
+        card = zoo.cards()[name]
+        proc = run_cli("evaluate", name, "--task", "rhythm3", "--split", "test", "--json",
+                       env={"TINYRHYTHM_CACHE": str(cache)}, check=0)
+        r = json.loads(proc.stdout)
+        tol = 1e-4 if card.get("format") != "onnx" else 0.01
+        for key in ("macro_f1", "af_f1"):
+            assert r[key] == pytest.approx(card["metrics"][key], abs=tol), (name, key)
+        assert r["n"] == card["metrics"]["n"]
+
+
+def test_rhythm_int8_model_is_within_a_point_of_its_parent():
+    card = zoo.cards()["rhythm-cnn3-int8"]
+    assert card["parent"] == "rhythm-cnn3" and card["weight_bytes"] <= 16 * 1024
+    assert abs(card["metrics"]["af_f1"] - card["parent_metrics"]["af_f1"]) <= 0.01
+
+
+def test_monitor_uses_the_rhythm_model_by_default():
+    from conftest import DATA
+
+    out = json.loads(run_cli("monitor", DATA / "cpsc2021" / "data_25_24.hea", "--json", check=0).stdout)
+    assert out["model"] == "rhythm-cnn3-int8"

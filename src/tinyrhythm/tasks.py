@@ -46,6 +46,12 @@ TASKS: dict[str, Task] = {
             "Recorder-independent rhythm task: normal = any non-AF rhythm; arrhythmia = AF or flutter; noise.",
         ),
         Task(
+            "rhythm4",
+            ("normal", "other", "arrhythmia", "noise"),
+            {"N": "normal", "OTHER": "other", "AFIB": "arrhythmia", "AFL": "arrhythmia", "NOISE": "noise"},
+            "rhythm3 with non-AF rhythms other than sinus (ectopy runs, SVTA, VT, bigeminy, CinC 'O') apart.",
+        ),
+        Task(
             "icentia4",
             ("noise", "NSR", "AFib", "AFL"),
             {"NOISE": "noise", "N": "NSR", "AFIB": "AFib", "AFL": "AFL"},

@@ -76,17 +76,27 @@ def conditioning_prefix(model) -> dict | None:
     if not chain:
         return None
     ops = [n.op_type for n in chain]
-    if ops != ["AveragePool", "Sub", "Abs", "ReduceMean", ops[4] if len(ops) > 4 else "", "Div"] or ops[4] not in ("Clip", "Max"):
-        raise TinyRhythmError(f"unsupported input conditioning {ops} (expected AveragePool, Sub, Abs, ReduceMean, Clip, Div)")
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in chain[0].attribute}
-    kernel = int(attrs["kernel_shape"][0])
-    if attrs.get("count_include_pad", 0) or list(attrs.get("strides", [1])) != [1] or list(attrs.get("pads", [])) != [kernel // 2] * 2:
-        raise TinyRhythmError("input conditioning: the moving average must be centred, stride 1, without padded zeros")
-    floor_name = chain[4].input[1]
+    stages = ops.count("AveragePool")
+    expected = ["AveragePool", "Sub"] * stages + ["Abs", "ReduceMean", ops[-2] if len(ops) > 1 else "", "Div"]
+    if stages not in (1, 2) or ops != expected or ops[-2] not in ("Clip", "Max"):
+        raise TinyRhythmError(f"unsupported input conditioning {ops} (expected 1 or 2 x (AveragePool, Sub), then "
+                              "Abs, ReduceMean, Clip, Div)")
+    kernels = set()
+    for pool in (n for n in chain if n.op_type == "AveragePool"):
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in pool.attribute}
+        kernel = int(attrs["kernel_shape"][0])
+        if (attrs.get("count_include_pad", 0) or list(attrs.get("strides", [1])) != [1]
+                or list(attrs.get("pads", [])) != [kernel // 2] * 2):
+            raise TinyRhythmError("input conditioning: the moving average must be centred, stride 1, without padded zeros")
+        kernels.add(kernel)
+    if len(kernels) != 1:
+        raise TinyRhythmError(f"input conditioning: moving averages of different lengths {sorted(kernels)}")
+    floor_name = chain[-2].input[1]
     floor = inits.get(floor_name, consts.get(floor_name))
     if floor is None:
         raise TinyRhythmError("input conditioning: the scale floor is not a constant")
-    return {"nodes": names, "output": chain[-1].output[0], "kernel": kernel, "floor": float(np.asarray(floor).reshape(-1)[0])}
+    return {"nodes": names, "output": chain[-1].output[0], "kernel": kernels.pop(), "stages": stages,
+            "floor": float(np.asarray(floor).reshape(-1)[0])}
 
 
 def _attrs(node) -> dict:
@@ -521,7 +531,7 @@ int main(void) {{
     (out / "main.c").write_text(main)
     return {"arena_bytes": arena, "weight_bytes": int(weight_bytes), "ops": len(lw.ops), "input_tensor": inp.name,
             "conditioning": None if lw.conditioning is None else
-            {"kernel": lw.conditioning["kernel"], "floor_mv": lw.conditioning["floor"]},
+            {"kernel": lw.conditioning["kernel"], "stages": lw.conditioning["stages"], "floor_mv": lw.conditioning["floor"]},
             "input_scale": inp.scale, "input_zero_point": inp.zero - 128,
             "output_scale": outp.scale, "output_zero_point": outp.zero - 128}
 
@@ -591,14 +601,44 @@ def _quantize_source(prefix: str, cond: dict | None) -> tuple[str, str, str, str
         stream = f"      return {prefix}_classify(window, {P}_INPUT_LENGTH, scores);"
         return fn, "int8_t", stream, "", "mV"
     h = cond["kernel"] // 2
-    fn = f"""/* Input conditioning, as the model's first layers: y = x - centred moving average of
-   {P}_COND_KERNEL samples (fewer at the edges), then y / max(mean |y|, {P}_COND_FLOOR_MV). */
+    # Stage 1 writes y = x - MA(x) into a buffer; a second stage is computed on the fly from
+    # y twice (for the scale, then for the output), so no second window-sized buffer is needed.
+    if cond["stages"] == 1:
+        stage2 = f"""  for (i = 0; i < length; ++i) mad += fabsf(y[i]);
+  mad /= (float)length;
+  inv = 1.0f / ((mad > {P}_COND_FLOOR_MV ? mad : {P}_COND_FLOOR_MV) * {P}_INPUT_SCALE);
+  for (i = 0; i < length; ++i) {{
+    long q = lrintf(y[i] * inv) + {P}_INPUT_ZERO_POINT;
+{clamp}
+  }}"""
+    else:
+        stage2 = f"""  for (pass = 0; pass < 2; ++pass) {{
+    lo = 0; hi = 0; sum = 0.0f;
+    for (i = 0; i < length; ++i) {{
+      float z;
+      while (hi < length && hi <= i + {h}) sum += y[hi++];
+      while (lo < i - {h}) sum -= y[lo++];
+      z = y[i] - sum / (float)(hi - lo);
+      if (pass == 0) {{
+        mad += fabsf(z);
+      }} else {{
+        long q = lrintf(z * inv) + {P}_INPUT_ZERO_POINT;
+{clamp}
+      }}
+    }}
+    if (pass == 0) {{
+      mad /= (float)length;
+      inv = 1.0f / ((mad > {P}_COND_FLOOR_MV ? mad : {P}_COND_FLOOR_MV) * {P}_INPUT_SCALE);
+    }}
+  }}"""
+    fn = f"""/* Input conditioning, as the model's first layers: {cond["stages"]} x (x - centred moving average of
+   {P}_COND_KERNEL samples, fewer at the edges), then / max(mean |x|, {P}_COND_FLOOR_MV). */
 #define {P}_COND_KERNEL {cond["kernel"]}
 #define {P}_COND_FLOOR_MV {_f(cond["floor"])}
 int {prefix}_quantize(const float *mv, int length, int8_t *window) {{
   static float y[{P}_INPUT_LENGTH];
-  int i, lo, hi;
-  float sum = 0.0f, mad = 0.0f, inv;
+  int i, lo, hi, pass;
+  float sum = 0.0f, mad = 0.0f, inv = 0.0f;
   if (!mv || !window) return {P}_ERR_NULL;
   if (length != {P}_INPUT_LENGTH) return {P}_ERR_LENGTH;
   lo = 0; hi = 0;
@@ -607,14 +647,9 @@ int {prefix}_quantize(const float *mv, int length, int8_t *window) {{
     while (hi < length && hi <= i + {h}) sum += mv[hi++];
     while (lo < i - {h}) sum -= mv[lo++];
     y[i] = mv[i] - sum / (float)(hi - lo);
-    mad += fabsf(y[i]);
   }}
-  mad /= (float)length;
-  inv = 1.0f / ((mad > {P}_COND_FLOOR_MV ? mad : {P}_COND_FLOOR_MV) * {P}_INPUT_SCALE);
-  for (i = 0; i < length; ++i) {{
-    long q = lrintf(y[i] * inv) + {P}_INPUT_ZERO_POINT;
-{clamp}
-  }}
+  (void)pass;
+{stage2}
   return 0;
 }}
 """

@@ -95,7 +95,7 @@ def score_split(model, store: WindowStore, split: str, device, threshold: float 
     return report
 
 
-PRIOR_GRID = np.round(np.arange(-2.0, 4.01, 0.25), 2)
+PRIOR_GRID = np.round(np.arange(-6.0, 4.01, 0.25), 2)
 
 
 @torch.no_grad()
@@ -112,7 +112,7 @@ def split_logits(model, store: WindowStore, split: str, device) -> tuple[np.ndar
 
 def prior_offsets(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Per-class logit offsets (first class fixed at 0) that maximise macro F1 on (z, y):
-    a coordinate search over PRIOR_GRID, two sweeps. Returns (offsets, F1 before, after)."""
+    a coordinate search over PRIOR_GRID (41 values), two sweeps. Returns (offsets, F1 before, after)."""
     from sklearn.metrics import f1_score
 
     k = z.shape[1]
@@ -187,7 +187,7 @@ def _prepare_out(out: Path, cfg: TrainConfig, store: WindowStore, resume: bool, 
 # Icentia11k), handheld (CinC 2017) and NSTDB noise.
 RHYTHM_DATASETS = ["mitdb", "aftdb", "afpdb", "cpsc2021", "icentia11k", "cinc2017", "nstdb"]
 DEFAULT_DATASETS = {"cinc2017": ["cinc2017"], "study3": ["icentia11k"], "icentia4": ["icentia11k"],
-                    "rhythm3": RHYTHM_DATASETS}
+                    "rhythm3": RHYTHM_DATASETS, "rhythm4": RHYTHM_DATASETS}
 
 
 def cache_dir() -> Path:
