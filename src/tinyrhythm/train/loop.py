@@ -236,8 +236,11 @@ def run_metadata(cfg: TrainConfig, store: WindowStore, model) -> dict:
 def initial_model(cfg: TrainConfig, num_classes: int, input_length: int) -> torch.nn.Module:
     """The registry model, with the weights of `cfg.init` when fine-tuning."""
     if not cfg.init:
-        return models.create(cfg.model, num_classes=num_classes, input_length=input_length, dropout=cfg.dropout,
-                             conditioning=cfg.conditioning)
+        try:
+            return models.create(cfg.model, num_classes=num_classes, input_length=input_length, dropout=cfg.dropout,
+                                 conditioning=cfg.conditioning)
+        except ValueError as exc:
+            raise TinyRhythmError(f"invalid model settings: {exc}") from None
     from ..inference import load_model
 
     parent = load_model(cfg.init)
