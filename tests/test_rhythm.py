@@ -244,14 +244,10 @@ def test_c_build_of_a_conditioned_model_matches_onnx_runtime(tmp_path):
     starts = [int(l.split()[1]) for l in lines if l[0] == "Q"]
     q_c = np.array([[int(v) for v in l.split()[2:]] for l in lines if l[0] == "Q"], np.int16)
     wins = np.stack([x[s : s + lm.input_length] for s in starts])[:, None, :]
-    q_ort = onnx_input_int8(zoo_path("rhythm-cnn3-int8"), c["input_tensor"], wins).astype(np.int16)
+    # the export quantizes the float parent itself: the C build is the twin of its model-int8.onnx
+    q_ort = onnx_input_int8(out / "model-int8.onnx", c["input_tensor"], wins).astype(np.int16)
     assert np.abs(q_c - q_ort).max() <= 1 and (q_c == q_ort).mean() >= 0.99  # float conditioning, rounding apart
-    ort = session(zoo_path("rhythm-cnn3-int8")).run(None, {INPUT_NAME: wins})[0].argmax(1)
+    ort = session(out / "model-int8.onnx").run(None, {INPUT_NAME: wins})[0].argmax(1)
     c_cls = np.array([int(l.split()[1]) for l in batch])
     assert (c_cls == ort).mean() >= 0.95
 
-
-def zoo_path(name):
-    from tinyrhythm import zoo
-
-    return zoo.WEIGHTS_DIR / zoo.cards()[name]["weights"]

@@ -54,8 +54,11 @@ def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, st
     try:
         export_onnx(float_lm.model, work / "model.onnx", lm.input_length)
         calib = calibration_windows(ws, 1024, 0)
-        if fmt == "onnx" and parent_name:
-            shutil.copyfile(lm.model.path, work / "model-int8.onnx")  # ship the zoo's int8 model as it is
+        q_meta = (lm.meta.get("card") or lm.meta).get("quantization") or {}
+        if parent_name and (fmt == "onnx" or (fmt == "c" and q_meta.get("reduce_range"))):
+            # Ship the given int8 model as it is; with 7-bit weights ONNX Runtime's arithmetic is
+            # exact, so the C build is its bit-exact twin rather than a second quantization.
+            shutil.copyfile(lm.model.path, work / "model-int8.onnx")
         else:
             # For C, 7-bit weights make ONNX Runtime's int8 arithmetic exact, so the two can be compared bit for bit.
             cfg = QuantizeConfig(method="ptq", calibration=calibration, reduce_range=fmt == "c")
