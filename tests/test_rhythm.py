@@ -251,3 +251,15 @@ def test_c_build_of_a_conditioned_model_matches_onnx_runtime(tmp_path):
     c_cls = np.array([int(l.split()[1]) for l in batch])
     assert (c_cls == ort).mean() >= 0.95
 
+
+
+def test_prior_correction_finds_the_offset_that_undoes_a_biased_head():
+    from tinyrhythm.train.loop import prior_offsets
+
+    rng = np.random.default_rng(0)
+    y = rng.choice(3, size=4000, p=[0.94, 0.04, 0.02])  # a recording's class mix
+    z = np.eye(3)[y] * 2.0 + rng.normal(0, 1.0, (len(y), 3))
+    z[:, 1] += 1.5  # a head trained as if AF were common over-calls it
+    off, before, after = prior_offsets(z, y)
+    assert off[0] == 0 and off[1] < -0.5  # the AF logit is moved down
+    assert after > before + 0.05
