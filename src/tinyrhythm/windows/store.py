@@ -425,18 +425,14 @@ class WindowStore:
 
     def sample_weights(self, split: str = "train", dataset_weights: dict[str, float] | None = None) -> np.ndarray:
         """Per-window weights (for the split's windows, in `indices(split)` order) that make
-        every class equally likely under weighted sampling.
+        every class equally likely under weighted sampling (with one dataset: 1 / class count).
 
         A store of several datasets is balanced over datasets too: within a class, each
         dataset that has the class gets a share in proportion to `dataset_weights` (1 for
         each dataset not named), spread evenly over its windows."""
         idx = self.indices(split)
         labels = self.labels[idx]
-        counts = self.class_counts(split).astype(np.float64)
         sources = [s["dataset"] for s in self.manifest["sources"]]
-        if len(sources) == 1:
-            per_class = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
-            return per_class[labels]
         unknown = set(dataset_weights or {}) - set(sources)
         if unknown:
             raise TinyRhythmError(f"dataset_weights names datasets not in the store: {', '.join(sorted(unknown))}")
@@ -444,7 +440,7 @@ class WindowStore:
         w_ds = np.array([float((dataset_weights or {}).get(n, 1.0)) for n in sources])
         if (w_ds < 0).any() or not np.isfinite(w_ds).all():
             raise TinyRhythmError("dataset_weights must be finite and non-negative")
-        n_cd = np.zeros((len(counts), len(sources)))
+        n_cd = np.zeros((len(self.classes), len(sources)))
         np.add.at(n_cd, (labels, ds), 1)
         share = np.where(n_cd > 0, w_ds[None, :], 0.0)
         share = np.divide(share, share.sum(1, keepdims=True), out=np.zeros_like(share), where=share.sum(1, keepdims=True) > 0)
