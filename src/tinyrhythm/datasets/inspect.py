@@ -34,15 +34,15 @@ def read_record(path: str | Path, lead: int | str | None = None) -> Record:
 class _GenericWfdb(WfdbRhythmDatabase):
     name = "wfdb"
 
-    def read(self, path, patient_id=None):
+    def read(self, path, patient_id=None, lead=None):
         if self.annotation is None:
             from .wfdb_io import read_signal
 
-            signal, fs, lead = read_signal(path, self.lead)
+            signal, fs, lead = read_signal(path, self.lead if lead is None else lead)
             name = Path(path).name
             return Record(record_id=name, patient_id=f"wfdb/{name}", dataset="wfdb", fs=fs, signal=signal,
                           path=str(path), lead=lead)
-        return super().read(path, patient_id)
+        return super().read(path, patient_id, lead)
 
 
 def describe_record(rec: Record) -> dict:

@@ -57,38 +57,38 @@ class WfdbRhythmDatabase(Dataset):
             yield self.read(path, patient_id, self.lead)
             return
         _, header, _, _, _ = open_header(path, 0)
-        flat = []
+        flat = 0
         for k in range(header.n_sig):
             try:
                 rec = self.read(path, patient_id, k)
             except DataError as exc:
                 # A lead that is off (flat) is left out when the other lead can be read
                 # (AFPDB n17 has one); a record with no readable lead is still an error.
-                if exc.reason.startswith("flat-line") and len(flat) < header.n_sig - 1:
-                    flat.append(k)
+                if exc.reason.startswith("flat-line") and flat < header.n_sig - 1:
+                    flat += 1
                     continue
                 raise
             rec.record_id = f"{rec.record_id}:{rec.lead or k}"
             yield rec
 
     def read(self, path: str | Path, patient_id: str | None = None, lead: int | str | None = None) -> Record:
+        """One lead of a record: `lead`, else the dataset's lead (the first where that is "both")."""
         base = str(Path(path).with_suffix("")) if str(path).endswith(".hea") else str(path)
-        signal, fs, lead_name = read_signal(base, self.lead if lead is None and self.lead != ALL_LEADS else lead)
+        if lead is None and self.lead != ALL_LEADS:
+            lead = self.lead
+        signal, fs, lead_name = read_signal(base, lead)
         zones, beats, symbols = read_annotations(base, self.annotation, len(signal))
-        zones = self.whole_record_zones(len(signal)) or zones or self.unannotated_zones(len(signal))
+        zones = self.record_zones(zones, len(signal))
         name = Path(base).name
         return Record(
             record_id=name, patient_id=patient_id or f"{self.name}/{name}", dataset=self.name, fs=fs,
             signal=signal, zones=zones, beats=beats, beat_symbols=symbols, path=base, lead=lead_name,
         )
 
-    def whole_record_zones(self, n: int) -> list[Zone]:
-        """Databases whose records hold one rhythm throughout say so here."""
-        return []
-
-    def unannotated_zones(self, n: int) -> list[Zone]:
-        """Zones of a record whose annotation file has no rhythm note."""
-        return []
+    def record_zones(self, annotated: list[Zone], n: int) -> list[Zone]:
+        """The rhythm zones of a record of `n` samples, from those its annotations give;
+        databases whose labels live elsewhere (the whole record, the header) override it."""
+        return annotated
 
 
 class Mitdb(WfdbRhythmDatabase):
@@ -106,10 +106,10 @@ class Ltafdb(WfdbRhythmDatabase):
 class Cpsc2021(WfdbRhythmDatabase):
     name, subdir = "cpsc2021", "cpsc2021"
 
-    def unannotated_zones(self, n: int) -> list[Zone]:
+    def record_zones(self, annotated: list[Zone], n: int) -> list[Zone]:
         # CPSC 2021 writes rhythm notes only where AF or flutter occurs; a record without
         # any is a non-AF record (its header says "non atrial fibrillation").
-        return [Zone(0, n - 1, NSR, "(N no rhythm note)")]
+        return annotated or [Zone(0, n - 1, NSR, "(N no rhythm note)")]
 
 
 class Aftdb(WfdbRhythmDatabase):
@@ -119,7 +119,7 @@ class Aftdb(WfdbRhythmDatabase):
 
     name, subdir, annotation = "aftdb", "aftdb", "qrs"
 
-    def whole_record_zones(self, n: int) -> list[Zone]:
+    def record_zones(self, annotated: list[Zone], n: int) -> list[Zone]:
         return [Zone(0, n - 1, AFIB, "(AFIB whole record")]
 
 
@@ -132,7 +132,7 @@ class Afpdb(WfdbRhythmDatabase):
 
     name, subdir, annotation = "afpdb", "afpdb", "qrs"
 
-    def whole_record_zones(self, n: int) -> list[Zone]:
+    def record_zones(self, annotated: list[Zone], n: int) -> list[Zone]:
         return [Zone(0, n - 1, NSR, "(N whole record, non-AF Holter)")]
 
     @staticmethod
