@@ -61,13 +61,17 @@ def record_level(store: WindowStore) -> bool:
 
 
 @torch.no_grad()
-def predict_proba(model: torch.nn.Module, store: WindowStore, idx: np.ndarray, device, batch: int = 1024) -> np.ndarray:
+def predict_logits(model: torch.nn.Module, store: WindowStore, idx: np.ndarray, device, batch: int = 1024) -> np.ndarray:
     model.eval()
     out = []
     for i in range(0, len(idx), batch):
         x, _ = store.batch(idx[i : i + batch])
-        out.append(torch.softmax(model(torch.from_numpy(x).unsqueeze(1).to(device)), dim=1).cpu().numpy())
+        out.append(model(torch.from_numpy(x).unsqueeze(1).to(device)).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(store.classes)), np.float32)
+
+
+def predict_proba(model: torch.nn.Module, store: WindowStore, idx: np.ndarray, device, batch: int = 1024) -> np.ndarray:
+    return torch.softmax(torch.from_numpy(predict_logits(model, store, idx, device, batch)), dim=1).numpy()
 
 
 def split_probabilities(model, store: WindowStore, split: str, device) -> tuple[np.ndarray, np.ndarray, str]:
@@ -98,16 +102,9 @@ def score_split(model, store: WindowStore, split: str, device, threshold: float 
 PRIOR_GRID = np.round(np.arange(-6.0, 4.01, 0.25), 2)
 
 
-@torch.no_grad()
 def split_logits(model, store: WindowStore, split: str, device) -> tuple[np.ndarray, np.ndarray]:
     idx = eval_indices(store, split)
-    model.eval()
-    out = []
-    for i in range(0, len(idx), 1024):
-        x, _ = store.batch(idx[i : i + 1024])
-        out.append(model(torch.from_numpy(x).unsqueeze(1).to(device)).cpu().numpy())
-    z = np.concatenate(out) if out else np.zeros((0, len(store.classes)), np.float32)
-    return z, store.labels[idx].astype(np.int64)
+    return predict_logits(model, store, idx, device), store.labels[idx].astype(np.int64)
 
 
 def prior_offsets(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
