@@ -130,33 +130,34 @@ def _export_tflite(work: Path, float_lm, calib: np.ndarray, x: np.ndarray) -> di
                 "max_score_diff_steps": int(np.abs(fast - ref.astype(np.int32)).max())}}
 
 
-def onnx_input_int8(path: Path, tensor: str, x: np.ndarray) -> np.ndarray:
-    """The int8 windows ONNX Runtime's int8 model feeds its first layer (after its float
-    input conditioning, if any), read from the graph itself: what tr_classify must match."""
+def onnx_int8_run(path: Path, tensor: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 windows the int8 model feeds its first layer, its logits) in one ONNX Runtime run.
+
+    The windows are read from the graph itself (after its float input conditioning, if
+    any): what tr_classify must be given to match ONNX Runtime bit for bit. Fetching an
+    extra output leaves the logits as the unmodified graph computes them."""
     import onnx
 
-    from .onnx import INPUT_NAME, session
+    from .onnx import INPUT_NAME, OUTPUT_NAME, session
 
     model = onnx.load(str(path))
     model.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.UINT8, None))
     tmp = path.with_name("probe.tmp.onnx")
     onnx.save(model, str(tmp))
     try:
-        q = session(tmp).run([tensor], {INPUT_NAME: x})[0]
+        q, logits = session(tmp).run([tensor, OUTPUT_NAME], {INPUT_NAME: x})
     finally:
         tmp.unlink(missing_ok=True)
-    return (q.reshape(len(x), -1).astype(np.int16) - 128).astype(np.int8)
+    return (q.reshape(len(x), -1).astype(np.int16) - 128).astype(np.int8), logits
 
 
 def _export_c(work: Path, lm, x: np.ndarray) -> dict:
     """Generate the C build, compile and run it on the check windows, compare with ONNX Runtime int8."""
     from .c import code_bytes, compile_and_run, generate
-    from .onnx import INPUT_NAME, session
 
     info = generate(work / "model-int8.onnx", work, lm.input_length, list(lm.classes))
-    xq = onnx_input_int8(work / "model-int8.onnx", info["input_tensor"], x)
+    xq, ort = onnx_int8_run(work / "model-int8.onnx", info["input_tensor"], x)
     scores, seconds = compile_and_run(work, xq)
-    ort = session(work / "model-int8.onnx").run(None, {INPUT_NAME: x})[0]
     c_logits = (scores.astype(np.float32) - info["output_zero_point"]) * np.float32(info["output_scale"])
     steps = np.abs(c_logits - ort) / info["output_scale"]
     return {**info, "files": sorted(p.name for p in work.glob("*.[ch]")),
