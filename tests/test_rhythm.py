@@ -11,7 +11,19 @@ import torch
 from conftest import DATA, assert_one_line_error, run_cli
 from tinyrhythm import models
 from tinyrhythm.datasets import open_dataset
-from tinyrhythm.models.cnn import condition_numpy
+
+
+def condition_numpy(x: np.ndarray, kernel: int, floor_mv: float, stages: int = 2) -> np.ndarray:
+    """An independent float64 reference of models.cnn.InputConditioning (cumulative sums,
+    not AvgPool): y = x - centred moving average, `stages` times, then y / max(mean|y|, floor)."""
+    y = np.asarray(x, np.float64)
+    n, h = y.shape[-1], kernel // 2
+    lo = np.clip(np.arange(n) - h, 0, n)
+    hi = np.clip(np.arange(n) + h + 1, 0, n)
+    for _ in range(stages):
+        c = np.concatenate([np.zeros(y.shape[:-1] + (1,)), np.cumsum(y, axis=-1)], axis=-1)
+        y = y - (c[..., hi] - c[..., lo]) / (hi - lo)
+    return y / np.maximum(np.abs(y).mean(axis=-1, keepdims=True), floor_mv)
 
 
 def _real_windows(n_per=40):

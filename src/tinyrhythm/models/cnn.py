@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -99,19 +98,6 @@ class InputConditioning(nn.Module):
             x = x - self.pool(x)
         scale = torch.clamp(x.abs().mean(dim=-1, keepdim=True), min=self.floor)
         return x / scale
-
-
-def condition_numpy(x: np.ndarray, kernel: int, floor_mv: float, stages: int = 2) -> np.ndarray:
-    """InputConditioning on numpy windows [..., length] (float64 inside), for readers of the
-    conditioned signal (C reference, streaming checks)."""
-    y = np.asarray(x, np.float64)
-    n, h = y.shape[-1], kernel // 2
-    lo = np.clip(np.arange(n) - h, 0, n)
-    hi = np.clip(np.arange(n) + h + 1, 0, n)
-    for _ in range(stages):
-        c = np.concatenate([np.zeros(y.shape[:-1] + (1,)), np.cumsum(y, axis=-1)], axis=-1)
-        y = y - (c[..., hi] - c[..., lo]) / (hi - lo)
-    return y / np.maximum(np.abs(y).mean(axis=-1, keepdims=True), floor_mv)
 
 
 class ResidualBlock(nn.Module):
