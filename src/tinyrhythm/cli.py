@@ -230,6 +230,10 @@ def cmd_monitor(args) -> None:
             obj["outputs"] = [str(p) for p in written]
         _print_json(obj)
         return
+    _print_monitor(r, ev, written)
+
+
+def _print_monitor(r, ev: dict | None, written) -> None:
     s = r.summary
     print(f"{r.record}: {r.duration_s / 3600:.2f} h at {r.fs:g} Hz, lead {r.lead or '?'}, model {r.model}")
     print(f"AF burden {s['af_burden']:.1%} of {s['analysed_s'] / 3600:.2f} h analysed; noise {s['noise_fraction']:.1%} "
@@ -240,6 +244,18 @@ def cmd_monitor(args) -> None:
         print("vs reference: " + ", ".join(f"{k} {v}" for k, v in ev.items() if k != "confusion"))
     for p in written:
         print(f"wrote {p}")
+
+
+def cmd_demo(args) -> None:
+    from .demo import run_demo
+
+    torch_threads(args.threads)
+    d = run_demo(args.out, args.model)
+    for note in d.result.notes:
+        print(f"tinyrhythm: warning: {note}", file=sys.stderr)
+    print(f"sample: {d.result.record} (tinyrhythm.samples; MIT-BIH Arrhythmia Database, ODC-By 1.0)")
+    _print_monitor(d.result, d.evaluation, d.outputs)
+    print(f"report: {d.report.resolve()}  (open it in a browser)")
 
 
 def cmd_report(args) -> None:
@@ -357,6 +373,17 @@ def _add_compress_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
+# `python -m tinyrhythm.samples` prints the packaged sample's record path: every example runs as is.
+SAMPLE = '"$(python -m tinyrhythm.samples)"'
+EXAMPLES = {
+    "predict": f"example:\n  tinyrhythm predict --model rhythm-cnn3-int8 {SAMPLE} --json",
+    "monitor": f"examples:\n  tinyrhythm monitor {SAMPLE} --reference atr\n"
+               f"  tinyrhythm monitor {SAMPLE} --out demo/ --json",
+    "report": f"example:\n  tinyrhythm report {SAMPLE} --reference atr --out demo/report.html",
+    "demo": "example:\n  tinyrhythm demo --out demo/",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DATASETS
     from .datasets.download import SOURCES
@@ -441,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify records: WFDB, CinC .mat/.hea, .csv/.npy (with --fs), folders")
+    p = sub.add_parser("predict", epilog=EXAMPLES["predict"], formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="classify records: WFDB, CinC .mat/.hea, .csv/.npy (with --fs), folders")
     p.add_argument("--model", required=True, help="run folder or zoo name")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of .csv/.npy signals")
@@ -450,7 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("monitor", help="rhythm over time of a long recording: episodes, AF burden, WFDB annotations")
+    p = sub.add_parser("monitor", epilog=EXAMPLES["monitor"], formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="rhythm over time of a long recording: episodes, AF burden, WFDB annotations")
     p.add_argument("record", help="WFDB record (.hea/.dat), CinC .mat, or .csv/.npy with --fs")
     p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"run folder or zoo name (default: {DEFAULT_RHYTHM_MODEL})")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
@@ -466,7 +495,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_monitor)
 
-    p = sub.add_parser("report", help="one self-contained HTML report of a recording or a run folder")
+    p = sub.add_parser("demo", epilog=EXAMPLES["demo"], formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="the default model on the packaged sample recording: summary, annotations, report",
+                       description="Monitor the sample recording shipped in the package (6 min of MIT-BIH record "
+                       "222 with AF and flutter) with the default model, compare with its reference annotations, and "
+                       "write the annotations, CSVs, JSON and HTML report to --out. Needs no dataset.")
+    p.add_argument("--out", default="demo", help="output folder (default: demo)")
+    p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"run folder or zoo name (default: {DEFAULT_RHYTHM_MODEL})")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("report", epilog=EXAMPLES["report"], formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="one self-contained HTML report of a recording or a run folder")
     p.add_argument("target", metavar="RUN_OR_RECORD", help="a training run folder, or a recording to monitor")
     p.add_argument("--out", required=True, help="HTML file to write")
     p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"model for a recording (default: {DEFAULT_RHYTHM_MODEL})")

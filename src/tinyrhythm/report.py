@@ -162,12 +162,15 @@ def _pareto_section(study: str | os.PathLike | None) -> list[tuple[str, str, str
     return [("pareto", "Compression study: accuracy against size", _img_file(png) + table)]
 
 
-def record_report(path, model: str, reference: str | None = None, study=None, fs=None, lead=None, cfg=None) -> str:
+def record_report(path, model: str, reference: str | None = None, study=None, fs=None, lead=None, cfg=None,
+                  result=None) -> str:
+    """The page of one recording; `result`: its MonitorResult when the caller already has it."""
     from .datasets.stream import open_stream
     from .monitor import monitor
     from .monitor.evaluate import evaluate_episodes, read_reference
 
-    result = monitor(path, model, fs=fs, lead=lead, cfg=cfg)
+    if result is None:
+        result = monitor(path, model, fs=fs, lead=lead, cfg=cfg)
     ref = read_reference(result, reference) if reference else None
     stream = open_stream(path, fs, lead)
     s = result.summary
@@ -242,6 +245,11 @@ def report(target: str | os.PathLike, out: str | os.PathLike, model: str = DEFAU
         raise DataError(p, "neither a run folder (config.json) nor a recording")
     else:
         page = record_report(p, model, reference, study, fs, lead)
+    return write_page(page, out)
+
+
+def write_page(page: str, out: str | os.PathLike) -> Path:
+    """Write an HTML page atomically: a reader never sees half a report."""
     out = Path(out)
     if out.is_dir():
         raise TinyRhythmError(f"{out}: --out must be a file name such as report.html, not a folder")

@@ -29,6 +29,8 @@ def expand(paths: list[str | os.PathLike]) -> list[Path]:
             out.append(Path(record_base(p) + ".hea"))
         elif p.suffix in ARRAY_SUFFIXES:
             out.append(p)
+        elif not p.exists() and p.with_name(p.name + ".hea").is_file():  # a WFDB record name, as wfdb takes it
+            out.append(p.with_name(p.name + ".hea"))
         elif not p.exists():
             raise DataError(p, "no such file or folder")
         else:
