@@ -13,7 +13,7 @@ from tinyrhythm.datasets.concat import cinc_episode_recording
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SECTIONS = ("summary", "timeline", "strips", "episodes", "confusion", "pareto")
+SECTIONS = ("summary", "timeline", "heart-rate", "rr", "hourly", "strips", "episodes", "confusion", "pareto")
 
 
 def render(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -45,8 +45,33 @@ def test_report_is_self_contained_with_all_sections(record_report):
     # Nothing fetched from anywhere: every image is inline, no scripts, no external links.
     assert not re.search(r'(src|href)="(?!data:)', page)
     assert "<script" not in page
-    assert page.count('src="data:image/png;base64,') == 4  # timeline, strips, confusion, Pareto
+    # timeline, heart rate, tachogram, Poincaré, hourly burden, strips, confusion, Pareto
+    assert page.count('src="data:image/png;base64,') == 8
     assert "episode_sensitivity" in page and "AF burden" in page
+    for figure in ("heart rate, minimum (minute mean)", "ventricular rate in AF", "pauses (RR &gt; 2 s)",
+                   "longest AF/flutter episode", "Poincaré plot"):
+        assert figure in page, figure
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (.ci/run installs Debian's chromium)")
+def test_report_pdf_prints_the_page(tmp_path):
+    from tinyrhythm import samples
+
+    out = tmp_path / "r" / "sample.html"
+    proc = run_cli("report", samples.path(), "--reference", "atr", "--out", out, "--pdf", check=0)
+    pdf = out.with_suffix(".pdf")
+    assert f"wrote {pdf}" in proc.stdout
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and data.count(b"/Type /Page") >= 2 or data.count(b"/Type/Page") >= 2
+    assert len(data) > 50_000 and not list(out.parent.glob("*.tmp"))
+
+
+def test_report_pdf_without_chromium_is_one_line(tmp_path):
+    from tinyrhythm import samples
+
+    proc = run_cli("report", samples.path(), "--out", tmp_path / "r.html", "--pdf", env={"PATH": "/nonexistent"})
+    assert_one_line_error(proc, "Chromium")
+    assert (tmp_path / "r.html").is_file() and not (tmp_path / "r.pdf").exists()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (.ci/run installs Debian's chromium)")

@@ -238,6 +238,18 @@ def _print_monitor(r, ev: dict | None, written) -> None:
     print(f"{r.record}: {r.duration_s / 3600:.2f} h at {r.fs:g} Hz, lead {r.lead or '?'}, model {r.model}")
     print(f"AF burden {s['af_burden']:.1%} of {s['analysed_s'] / 3600:.2f} h analysed; noise {s['noise_fraction']:.1%} "
           f"(unreadable {s['unreadable_fraction']:.1%})")
+    h = r.holter() if r.beats is not None else {}
+    if h.get("heart_rate"):
+        hr = h["heart_rate"]
+        af_rate = h["af_ventricular_rate"]
+        print(f"heart rate (minute means) {hr['min_bpm']:.0f} / {hr['mean_bpm']:.0f} / {hr['max_bpm']:.0f} bpm "
+              f"min/mean/max at {_hms(hr['min_time_s'])} / {_hms(hr['max_time_s'])}"
+              + (f"; in AF mean {af_rate['mean_bpm']:.0f} bpm" if af_rate else ""))
+    if h:
+        p = h["pauses"]
+        print(f"{h['beats']} beats; pauses > {p['threshold_s']:g} s: {p['count']}"
+              + (f", longest {p['longest_s']:.2f} s at {_hms(p['longest_time_s'])}" if p["count"] else "")
+              + f"; longest AF episode {h['longest_af_episode_s']:.0f} s")
     for e in r.episodes:
         print(f"  {e.label:<11} {_hms(e.start_s)} - {_hms(e.end_s)}  ({e.duration_s:.0f} s)")
     if ev is not None:
@@ -265,6 +277,10 @@ def cmd_report(args) -> None:
     out = report(args.target, args.out, model=args.model, reference=args.reference, study=args.study, fs=args.fs,
                  lead=args.lead)
     print(f"wrote {out}")
+    if args.pdf:
+        from .report import print_pdf
+
+        print(f"wrote {print_pdf(out)}")
 
 
 def _hms(t: float) -> str:
@@ -379,7 +395,7 @@ EXAMPLES = {
     "predict": f"example:\n  tinyrhythm predict --model rhythm-cnn3-int8 {SAMPLE} --json",
     "monitor": f"examples:\n  tinyrhythm monitor {SAMPLE} --reference atr\n"
                f"  tinyrhythm monitor {SAMPLE} --out demo/ --json",
-    "report": f"example:\n  tinyrhythm report {SAMPLE} --reference atr --out demo/report.html",
+    "report": f"example:\n  tinyrhythm report {SAMPLE} --reference atr --out demo/report.html --pdf",
     "demo": "example:\n  tinyrhythm demo --out demo/",
 }
 
@@ -514,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default=None, help="compression study folder: adds its Pareto plot")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
     p.add_argument("--lead", default=None, help="lead index or name (default: the first)")
+    p.add_argument("--pdf", action="store_true", help="also print the page to PDF (beside --out) with headless Chromium")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_report)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import os
 from pathlib import Path
@@ -19,31 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError, TinyRhythmError
+from . import holter_figures as hf
+from .figures import COLOURS, plt as _plt, png as _png, shade as _shade
 from .zoo import DEFAULT_RHYTHM_MODEL
 
-COLOURS = {"N": "#4caf50", "AFIB": "#e53935", "AFL": "#fb8c00", "OTHER": "#8e24aa", "NOISE": "#9e9e9e",
-           "UNREADABLE": "#424242"}
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f3f3f3}img{max-width:100%}.legend span{display:inline-block;padding:.1em .5em;margin-right:.4em;color:#fff}
 .note{color:#666;font-size:.9em}"""
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    _plt().close(fig)
-    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
 def _img_file(path: Path) -> str:
@@ -60,16 +43,6 @@ def _confusion_fig(cm, classes, title):
     from .evaluate.plots import confusion_figure
 
     return _png(confusion_figure(cm, classes, title, ylabel="reference"))
-
-
-def _shade(ax, episodes, y0, y1, alpha=0.25, t0=None, t1=None, scale=1.0):
-    for e in episodes:
-        a, b = e.start_s, e.end_s
-        if t0 is not None and (b <= t0 or a >= t1):
-            continue
-        if t0 is not None:
-            a, b = max(a, t0), min(b, t1)
-        ax.axvspan(a / scale, b / scale, ymin=y0, ymax=y1, color=COLOURS.get(e.label, "#999"), alpha=alpha, lw=0)
 
 
 def _timeline(result, reference) -> str:
@@ -178,10 +151,22 @@ def record_report(path, model: str, reference: str | None = None, study=None, fs
                        result.model, f"{s['af_burden']:.1%}", f"{s['noise_fraction']:.1%}", f"{s['unreadable_fraction']:.1%}"]],
                      ["record", "duration", "rate", "lead", "model", "AF burden", "noise", "unreadable"])
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in result.notes)
+    holter = result.beats is not None
     sections = [
-        ("summary", "Summary", summary + notes + '<p class="note">AF burden: share of the analysed time (not noise, '
-         "not unreadable) in AF or flutter. Not a medical device.</p>"),
+        ("summary", "Summary", summary + (hf.summary_table(result) if holter else "") + notes
+         + '<p class="note">AF burden: share of the analysed time (not noise, not unreadable) in AF or flutter. '
+         "Heart rates are minute means of the RR intervals outside noise. Not a medical device.</p>"),
         ("timeline", "Rhythm and AF burden over time", _legend() + _timeline(result, ref)),
+    ]
+    if holter:
+        sections += [
+            ("heart-rate", "Heart rate", hf.heart_rate_trend(result)),
+            ("rr", "RR intervals", hf.tachogram(result) + hf.poincare(result)
+             + '<p class="note">Poincaré plot: each RR interval against the next. Sinus rhythm gathers near the '
+             "diagonal (ectopic beats off it in pairs); AF scatters widely.</p>"),
+            ("hourly", "AF burden per hour", hf.hourly_bars(result)),
+        ]
+    sections += [
         ("strips", "ECG strips", _legend() + '<p class="note">Background: predicted rhythm'
          + ("; thin bar at the bottom: reference" if ref else "") + ".</p>" + _strips(result, ref, stream)),
         ("episodes", "Episodes", _table([[e.label, f"{e.start_s:.1f}", f"{e.end_s:.1f}", f"{e.duration_s:.1f}"]
@@ -246,6 +231,34 @@ def report(target: str | os.PathLike, out: str | os.PathLike, model: str = DEFAU
     else:
         page = record_report(p, model, reference, study, fs, lead)
     return write_page(page, out)
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+
+def print_pdf(page: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Print an HTML report to PDF with headless Chromium (the page as a browser shows it)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    page = Path(page)
+    out = Path(out) if out else page.with_suffix(".pdf")
+    exe = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if exe is None:
+        raise TinyRhythmError("--pdf needs Chromium on PATH (Debian: apt-get install chromium); the HTML report was written")
+    tmp = out.with_name(out.name + ".tmp")
+    with tempfile.TemporaryDirectory(prefix="tinyrhythm-chromium-") as profile:
+        # No network, no user profile: a report page needs neither.
+        proc = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--no-pdf-header-footer",
+                               f"--print-to-pdf={tmp}", page.resolve().as_uri()], capture_output=True, text=True,
+                              timeout=300)
+    if proc.returncode != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
+        tmp.unlink(missing_ok=True)
+        raise TinyRhythmError(f"{out}: Chromium could not print the report (exit {proc.returncode})")
+    os.replace(tmp, out)
+    return out
 
 
 def write_page(page: str, out: str | os.PathLike) -> Path:

@@ -1,4 +1,4 @@
-"""Signals from the files a user points a model at: WFDB records, CinC .mat/.hea,
+"""Signals from the files a user points a model at: WFDB records, CinC .mat/.hea, EDF/EDF+,
 one-column CSV and .npy (these two with an explicit sampling rate), or folders of them."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .edf import EDF_SUFFIXES, read_edf
 from .record import check_fs, check_signal
 from .wfdb_io import read_signal, record_base
 
@@ -21,20 +22,21 @@ def expand(paths: list[str | os.PathLike]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(p.glob("*.hea")) or sorted(q for q in p.iterdir() if q.suffix in ARRAY_SUFFIXES)
+            found = (sorted(p.glob("*.hea")) or sorted(q for q in p.iterdir() if q.suffix.lower() in EDF_SUFFIXES)
+                     or sorted(q for q in p.iterdir() if q.suffix in ARRAY_SUFFIXES))
             if not found:
-                raise DataError(p, "folder holds no records (.hea, .csv or .npy)")
+                raise DataError(p, "folder holds no records (.hea, .edf, .csv or .npy)")
             out.extend(found)
         elif p.suffix in WFDB_SUFFIXES:
             out.append(Path(record_base(p) + ".hea"))
-        elif p.suffix in ARRAY_SUFFIXES:
+        elif p.suffix in ARRAY_SUFFIXES or p.suffix.lower() in EDF_SUFFIXES:
             out.append(p)
         elif not p.exists() and p.with_name(p.name + ".hea").is_file():  # a WFDB record name, as wfdb takes it
             out.append(p.with_name(p.name + ".hea"))
         elif not p.exists():
             raise DataError(p, "no such file or folder")
         else:
-            raise DataError(p, f"unsupported file type {p.suffix!r} (expected .hea, .mat, .dat, .csv, .npy or a folder)")
+            raise DataError(p, f"unsupported file type {p.suffix!r} (expected .hea, .mat, .dat, .edf, .csv, .npy or a folder)")
     seen, unique = set(), []
     for p in out:
         if p not in seen:
@@ -84,5 +86,10 @@ def read_any(path: Path, fs: float | None = None, lead: int | str | None = None)
     if path.suffix in ARRAY_SUFFIXES:
         signal, rate = read_array(path, fs, None if lead is None else int(lead))
         return path.stem, signal, rate
+    if path.suffix.lower() in EDF_SUFFIXES:
+        if fs is not None:
+            raise DataError(path, "--fs applies to .csv/.npy files only; an EDF header gives its own rate")
+        signal, rate, _ = read_edf(path, lead)
+        return path.stem, check_signal(signal, str(path)), rate
     signal, rate, _ = read_signal(path, lead)
     return Path(record_base(path)).name, signal, rate

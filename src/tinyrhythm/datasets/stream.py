@@ -20,6 +20,7 @@ import wfdb
 from ..errors import DataError
 from .files import ARRAY_SUFFIXES, WFDB_SUFFIXES
 from .record import check_fs
+from .edf import EDF_SUFFIXES, open_edf
 from .wfdb_io import mv_scale, open_header, record_base
 
 # Bytes per sample of the WFDB storage formats whose size is a plain multiple.
@@ -36,6 +37,9 @@ class SignalStream:
     path: str
     _read: Callable[[int, int], np.ndarray]
     notes: list[str] = field(default_factory=list)
+    # Clock time of the first sample where the file says it: ISO "YYYY-MM-DDTHH:MM:SS" or,
+    # with a time and no date (WFDB allows it), "HH:MM:SS".
+    start_time: str | None = None
 
     @property
     def duration_s(self) -> float:
@@ -61,13 +65,18 @@ def open_stream(path: str | os.PathLike, fs: float | None = None, lead: int | st
         raise DataError(p, "is a folder; monitor takes one recording (a .hea, .dat, .mat, .csv or .npy file)")
     if p.suffix in ARRAY_SUFFIXES:
         return _array_stream(p, fs, lead)
+    if p.suffix.lower() in EDF_SUFFIXES:
+        if fs is not None:
+            raise DataError(p, "--fs applies to .csv/.npy files only; an EDF header gives its own rate")
+        e = open_edf(p, lead)
+        return SignalStream(e.name, e.fs, e.n_samples, e.n_samples, e.label, str(p), e.read, [], e.start_time)
     if p.suffix in WFDB_SUFFIXES or Path(record_base(p) + ".hea").is_file():
         if fs is not None:
             raise DataError(p, "--fs applies to .csv/.npy files only; a WFDB header gives its own rate")
         return _wfdb_stream(p, lead)
     if not p.exists():
         raise DataError(p, "no such file")
-    raise DataError(p, f"unsupported file type {p.suffix!r} (expected .hea, .dat, .mat, .csv or .npy)")
+    raise DataError(p, f"unsupported file type {p.suffix!r} (expected .hea, .dat, .mat, .edf, .csv or .npy)")
 
 
 def _array_stream(p: Path, fs: float | None, lead: int | str | None) -> SignalStream:
@@ -154,7 +163,7 @@ def _wfdb_stream(p: Path, lead: int | str | None) -> SignalStream:
             return x
 
         return SignalStream(Path(base).name, fs, n, header.sig_len, (header.sig_name or [""] * header.n_sig)[k], base,
-                            read_fast, notes)
+                            read_fast, notes, _wfdb_start(header))
 
     def read(a: int, b: int) -> np.ndarray:
         try:
@@ -167,4 +176,13 @@ def _wfdb_stream(p: Path, lead: int | str | None) -> SignalStream:
         return x
 
     name = Path(base).name
-    return SignalStream(name, fs, n, header.sig_len, (header.sig_name or [""] * header.n_sig)[k], base, read, notes)
+    return SignalStream(name, fs, n, header.sig_len, (header.sig_name or [""] * header.n_sig)[k], base, read, notes,
+                        _wfdb_start(header))
+
+
+def _wfdb_start(header) -> str | None:
+    t = getattr(header, "base_time", None)
+    if t is None:
+        return None
+    d = getattr(header, "base_date", None)
+    return f"{d.isoformat()}T{t.strftime('%H:%M:%S')}" if d is not None else t.strftime("%H:%M:%S")

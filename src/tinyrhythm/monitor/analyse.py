@@ -20,7 +20,9 @@ from ..errors import TinyRhythmError
 from ..inference import LoadedModel, load_model
 from ..streaming import StreamingClassifier
 from ..windows.resample import ratio, resample
+from .beats import detect_beats
 from .episodes import UNREADABLE, Episode, burden, class_rhythms, merge_short, runs, smooth
+from .holter import holter_summary
 from .quality import unreadable_mask
 
 
@@ -34,6 +36,7 @@ class MonitorConfig:
     min_duration_s: float = 30.0
     max_unreadable: float = 0.5  # window or segment share of unreadable samples that makes it UNREADABLE
     chunk_s: float = 600.0  # ~290 windows per model call at the default hop: near the fastest batch on one core
+    beats: bool = True  # R peaks, heart rate, RR intervals and pauses (monitor.beats, monitor.holter)
 
 
 @dataclass
@@ -55,6 +58,14 @@ class MonitorResult:
     probs: np.ndarray
     unreadable: np.ndarray
     notes: list[str] = field(default_factory=list)
+    beats: np.ndarray | None = None  # R-peak sample indices at `fs` (None: not detected)
+    start_time: str | None = None  # clock time of the first sample, where the file says it
+
+    def holter(self) -> dict:
+        """Heart rate, AF ventricular rate, longest AF episode, hourly burden and pauses."""
+        if not hasattr(self, "_holter"):
+            self._holter = holter_summary(self)
+        return self._holter
 
     def to_json(self) -> dict:
         return {
@@ -69,6 +80,8 @@ class MonitorResult:
             "n_windows": int(len(self.labels)),
             "config": asdict(self.config),
             "notes": self.notes,
+            "start_time": self.start_time,
+            **self.holter(),
         }
 
 
@@ -83,9 +96,10 @@ def _check(cfg: MonitorConfig, lm: LoadedModel) -> int:
     return hop
 
 
-def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorConfig):
+def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorConfig, beats: list | None = None):
     """(window starts in model samples, probabilities [n, classes], unreadable share per window,
-    per-model-sample unreadable mask, model-rate length)."""
+    per-model-sample unreadable mask, model-rate length). With a `beats` list, the R peaks
+    of each chunk (sample indices at the recording's rate) are appended to it."""
     r = ratio(stream.fs, lm.fs)
     step = r.denominator  # chunk edges on a common grid of both rates: no drift between chunks
     chunk = max(step, int(cfg.chunk_s * stream.fs) // step * step)
@@ -102,7 +116,11 @@ def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorCo
         a, b = max(0, s - margin), min(stream.declared_samples, e + margin)
         x = stream.read(a, b)
         m = unreadable_mask(x, stream.fs)
-        y = resample(np.where(m, 0.0, x), stream.fs, lm.fs)
+        readable = np.where(m, 0.0, x)
+        if beats is not None:  # detected with the chunk's context, kept inside the chunk: no seam doubles or loses a beat
+            found = detect_beats(readable, stream.fs) + a
+            beats.append(found[(found >= s) & (found < e)])
+        y = resample(readable, stream.fs, lm.fs)
         lo = (s - a) * r.numerator // r.denominator
         hi = lo + (e - s) * r.numerator // r.denominator if e < stream.declared_samples else len(y)
         hi = min(hi, len(y), lo + n_model - filled)
@@ -127,7 +145,8 @@ def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None 
     lm = model if isinstance(model, LoadedModel) else load_model(model)
     hop = _check(cfg, lm)
     stream = open_stream(path, fs, lead)
-    starts, probs, win_bad, bad_model, n_model = window_probs(stream, lm, hop, cfg)
+    beats = [] if cfg.beats else None
+    starts, probs, win_bad, bad_model, n_model = window_probs(stream, lm, hop, cfg, beats)
     L = lm.input_length
     # Segment i: the hop around window i's centre; the first and last stretch to the ends.
     centres = starts + L // 2
@@ -159,4 +178,6 @@ def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None 
         record=stream.name, path=str(path), fs=stream.fs, duration_s=stream.duration_s, lead=stream.lead,
         model=lm.name, task=lm.task, classes=list(lm.classes), config=cfg, episodes=episodes, summary=burden(episodes),
         bounds=bounds, labels=labels, probs=probs, unreadable=unreadable, notes=list(stream.notes),
+        beats=np.concatenate(beats) if beats else (np.zeros(0, np.int64) if cfg.beats else None),
+        start_time=stream.start_time,
     )

@@ -1,5 +1,8 @@
 """Monitor results on disk: a WFDB rhythm annotation file beside the signal's name, CSVs, JSON.
 
+`RECORD_rr.csv` holds every RR interval: the time of its closing beat, its length, whether
+that beat lies in AF or flutter, and whether it counts (not in or across noise).
+
 Files are written to a temporary folder inside DIR and moved into place one by one, so
 an interrupted run leaves earlier results intact and never a half-written file.
 """
@@ -19,6 +22,7 @@ import wfdb
 from ..datasets.record import AFIB, AFL, NOISE, NSR, OTHER
 from .analyse import MonitorResult
 from .episodes import UNREADABLE
+from .holter import rr_intervals
 
 # Rhythm aux notes as MIT-BIH/AFDB write them; "(O" and the two last are tinyrhythm's.
 AUX_NOTES = {NSR: "(N", AFIB: "(AFIB", AFL: "(AFL", OTHER: "(O", NOISE: "(NOISE", UNREADABLE: "(UNREADABLE"}
@@ -47,6 +51,13 @@ def write_outputs(result: MonitorResult, out: str | os.PathLike, ann_ext: str = 
             for i, lab in enumerate(result.labels):
                 w.writerow([f"{result.bounds[i]:.3f}", f"{result.bounds[i + 1]:.3f}", lab, int(result.unreadable[i]),
                             *[f"{p:.4f}" for p in result.probs[i]]])
+        if result.beats is not None:
+            rr = rr_intervals(result)
+            with open(tmp / f"{name}_rr.csv", "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["time_s", "rr_s", "af", "valid"])
+                for t, r, a, v in zip(rr["time_s"], rr["rr_s"], rr["af"], rr["valid"]):
+                    w.writerow([f"{t:.3f}", f"{r:.3f}", int(a), int(v)])
         summary = result.to_json()
         if evaluation is not None:
             summary["evaluation"] = evaluation
