@@ -4,7 +4,8 @@ The long recordings are real Icentia11k segments of patient 0 joined end to end 
 written as one WFDB record (fmt 16). Each length runs in its own process on one thread,
 so the peak RSS printed is that run's alone; `analyse s` times `monitor()` itself
 (reading, quality checks, resampling, the model, smoothing, episodes), after the
-model is loaded.
+model is loaded: once for the rhythm alone, once with the Holter summary's R-peak
+detection (monitor.beats), side by side.
 
     python benchmarks/monitor_throughput.py [--model cnn3-kd-int8] [--hours 1 6 24]
 """
@@ -32,11 +33,11 @@ def hwm_mb():  # this process's peak RSS (VmHWM; ru_maxrss would count the paren
 lm = load_model(sys.argv[2])
 rss0 = hwm_mb()
 t = time.perf_counter()
-r = monitor(sys.argv[1], lm, cfg=MonitorConfig(hop_s=float(sys.argv[3])))
+r = monitor(sys.argv[1], lm, cfg=MonitorConfig(hop_s=float(sys.argv[3]), beats=sys.argv[4] == "1"))
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "peak_rss_mb": hwm_mb(),
                   "rss_before_mb": rss0, "windows": len(r.labels), "af_burden": r.summary["af_burden"],
-                  "episodes": len(r.episodes)}))
+                  "episodes": len(r.episodes), "beats": None if r.beats is None else len(r.beats)}))
 """
 
 
@@ -51,16 +52,20 @@ def main() -> None:
 
     segs = sorted((Path(args.data) / "icentia11k" / "wfdb" / "p00" / "p00000").glob("*.hea"))
     print(f"model {args.model}, hop {args.hop:g} s, one thread, records joined from {len(segs)} Icentia11k segments at 250 Hz")
-    print(f"{'hours':>6} {'analyse s':>10} {'x real time':>12} {'peak RSS MB':>12} {'RSS before MB':>14} {'windows':>8}")
+    print(f"{'hours':>6} {'beats':>6} {'analyse s':>10} {'x real time':>12} {'peak RSS MB':>12} {'RSS before MB':>14} "
+          f"{'windows':>8} {'R peaks':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         for h in args.hours:
             rec = join_records(segs, h * 3600, tmp, f"icentia-{h:g}h")
-            out = subprocess.run([sys.executable, "-c", CHILD, str(rec), args.model, str(args.hop)], capture_output=True, text=True)
-            if out.returncode:
-                sys.exit(out.stderr)
-            r = json.loads(out.stdout)
-            print(f"{h:>6g} {r['seconds']:>10.2f} {h * 3600 / r['seconds']:>12,.0f} {r['peak_rss_mb']:>12.0f} "
-                  f"{r['rss_before_mb']:>14.0f} {r['windows']:>8,}", flush=True)
+            for beats in ("0", "1"):
+                out = subprocess.run([sys.executable, "-c", CHILD, str(rec), args.model, str(args.hop), beats],
+                                     capture_output=True, text=True)
+                if out.returncode:
+                    sys.exit(out.stderr)
+                r = json.loads(out.stdout)
+                print(f"{h:>6g} {'yes' if beats == '1' else 'no':>6} {r['seconds']:>10.2f} {h * 3600 / r['seconds']:>12,.0f} "
+                      f"{r['peak_rss_mb']:>12.0f} {r['rss_before_mb']:>14.0f} {r['windows']:>8,} {r['beats'] or '':>10}",
+                      flush=True)
             for f in Path(tmp).iterdir():
                 f.unlink()
 
