@@ -146,12 +146,16 @@ def test_run_folder_with_weights_of_another_model_is_refused(tmp_path):
                                                  "classes": card["labels"], "fs": 62.5, "input_length": 513,
                                                  "task": {"name": "cinc2017"}}))
     torch.save(models.create("cnn1", num_classes=4, input_length=513).state_dict(), run / "model.pt")
+    from tinyrhythm.checkpoint import record_hash
+
+    record_hash(run / "model.pt")  # a run's card records its weights' hash (checkpoint.save_atomic does this)
     from conftest import assert_one_line_error, run_cli
 
     assert_one_line_error(run_cli("predict", "--model", run, str(tmp_path / "none.npy"), "--fs", "250"),
                           "model.pt", "do not fit model cnn3")
     (run / "config.json").write_text(json.dumps({"model": {"name": "cnn3"}, "classes": card["labels"], "fs": 62.5,
                                                  "input_length": 513, "task": {"name": "cinc2017"}}))
+    record_hash(run / "model.pt")
     assert_one_line_error(run_cli("predict", "--model", run, str(tmp_path / "none.npy"), "--fs", "250"),
                           "config.json", "invalid model section")
     shutil.rmtree(run)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyrhythm import models
+from tinyrhythm.checkpoint import record_hash
 from tinyrhythm.compress.distill import distillation_loss
 from tinyrhythm.compress.prune import MaskHook, PruneConfig, channel_prune, magnitude_masks, prunable, size_report
 from tinyrhythm.compress.quantize import QuantizeConfig, convert_torch, fidelity, prepare_torch
@@ -45,6 +46,7 @@ def test_teacher_with_another_label_set_is_refused(small_store, tmp_path):
     (teacher / "config.json").write_text(json.dumps({
         "model": {"name": "cnn1", **model.config.to_dict()}, "classes": ["normal", "arrhythmia", "noise"],
         "task": {"name": "study3"}, "fs": 62.5, "input_length": 513}))
+    record_hash(teacher / "model.pt")
     proc = run_cli("distill", "--teacher", teacher, "--student", "cnn1", "--store", small_store, "--epochs", "1",
                    "--out", tmp_path / "kd")
     assert_one_line_error(proc, "label set")
@@ -197,6 +199,7 @@ def test_quantize_without_any_calibration_data(tmp_path):
     (run / "config.json").write_text(json.dumps({
         "model": {"name": "cnn1", **model.config.to_dict()}, "classes": ["N", "A", "O", "~"],
         "task": {"name": "cinc2017"}, "fs": 62.5, "input_length": 513}))
+    record_hash(run / "model.pt")
     assert_one_line_error(run_cli("quantize", run, "--method", "ptq", "--out", tmp_path / "q"), "no calibration data")
 
 

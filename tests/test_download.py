@@ -112,6 +112,47 @@ def test_checksum_mismatch_is_discarded(mirror, tmp_path):
     assert not (out / "mitdb/100.dat").exists() and not (out / "mitdb/100.dat.part").exists()
 
 
+@pytest.mark.parametrize("evil", ["../../evil.txt", "/tmp/evil.txt", "a/../../evil.txt", "a\\..\\evil.txt"])
+def test_checksum_list_cannot_write_outside_out(mirror, tmp_path, evil):
+    files = {"100.hea": DATA / "mitdb" / "100.hea", evil: DATA / "mitdb" / "100.hea"}  # with a matching hash
+    mirror.add_project("mitdb", "1.0.0", files)
+    out = tmp_path / "deep" / "data"
+    proc = run_cli("data", "download", "mitdb", "--out", out, "--base-url", mirror.url, "--quiet")
+    assert_one_line_error(proc, "SHA256SUMS.txt", "leave the download folder")
+    assert [p for p, _ in mirror.requests] == ["/mitdb/1.0.0/SHA256SUMS.txt"]  # nothing fetched
+    assert not list(tmp_path.rglob("evil.txt")) and not out.exists()
+
+
+def test_symlink_out_of_the_download_folder_is_refused(mirror, tmp_path):
+    files = {"sub/100.hea": DATA / "mitdb" / "100.hea"}
+    mirror.add_project("mitdb", "1.0.0", files)
+    out = tmp_path / "data"
+    (out / "mitdb").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (out / "mitdb" / "sub").symlink_to(tmp_path / "elsewhere")
+    proc = run_cli("data", "download", "mitdb", "--out", out, "--base-url", mirror.url, "--quiet")
+    assert_one_line_error(proc, "outside the download folder")
+    assert not list((tmp_path / "elsewhere").iterdir())
+
+
+def test_holter_af_sets_download_and_read(mirror, tmp_path):
+    from tinyrhythm.datasets import open_dataset
+
+    aftdb = {f"learning-set/{n}.{e}": DATA / "aftdb" / "learning-set" / f"{n}.{e}" for n in ("n01", "s01")
+             for e in ("hea", "dat", "qrs")}
+    mirror.add_project("aftdb", "1.0.0", aftdb)
+    afpdb = {f"{n}.{e}": DATA / "afpdb" / f"{n}.{e}" for n in ("n01", "n02") for e in ("hea", "dat", "qrs")}
+    afpdb["t01.hea"] = DATA / "afpdb" / "n01.hea"  # an unlabelled test record: not fetched
+    mirror.add_project("afpdb", "1.0.0", afpdb)
+    out = tmp_path / "data"
+    assert download("aftdb", out, base_url=mirror.url, quiet=True)["downloaded"] == 6
+    assert download("afpdb", out, base_url=mirror.url, quiet=True)["files"] == 6
+    assert not (out / "afpdb" / "t01.hea").exists()
+    ds = open_dataset("aftdb", out / "aftdb")
+    rec = next(ds.records(ds.patients()[0]))
+    assert rec.fs == 128 and rec.zones[0].label == "AFIB"
+
+
 def test_mitdb_download(mirror, tmp_path):
     files = {n: DATA / "mitdb" / n for n in ("100.hea", "100.dat", "100.atr")}
     mirror.add_project("mitdb", "1.0.0", files)

@@ -1,13 +1,56 @@
-"""Writing and reading model files: atomic writes, `weights_only=True` loads."""
+"""Writing and reading model files: atomic writes, `weights_only=True` loads, SHA-256 checked.
+
+A run folder's `config.json` (its card) records the SHA-256 of every weights file saved into
+the folder (`weights_sha256`), and loading refuses a file whose hash differs or is not
+recorded: a corrupt or swapped `model.pt` is an error, never a model that quietly predicts.
+Zoo models are checked against their cards the same way (tinyrhythm.zoo).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
 import torch
 
 from .errors import DataError
+
+HASHES = "weights_sha256"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _card(path: Path) -> tuple[Path, dict | None]:
+    cfg = path.parent / "config.json"
+    if not cfg.is_file():
+        return cfg, None
+    try:
+        card = json.loads(cfg.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise DataError(cfg, "malformed run card (not JSON)") from None
+    if not isinstance(card, dict):
+        raise DataError(cfg, "malformed run card (not a JSON object)")
+    return cfg, card
+
+
+def record_hash(path: str | os.PathLike) -> None:
+    """Record a weights file's SHA-256 in its folder's config.json (when the folder has one)."""
+    path = Path(path)
+    cfg, card = _card(path)
+    if card is None:
+        return
+    card.setdefault(HASHES, {})[path.name] = sha256_file(path)
+    tmp = cfg.with_name(cfg.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, cfg)
 
 
 def save_atomic(obj, path: str | os.PathLike) -> None:
@@ -17,6 +60,21 @@ def save_atomic(obj, path: str | os.PathLike) -> None:
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    record_hash(path)
+
+
+def verify(path: str | os.PathLike) -> None:
+    """Refuse a weights file of a run folder whose SHA-256 is not the one its card records."""
+    path = Path(path)
+    cfg, card = _card(path)
+    if card is None:
+        return
+    want = (card.get(HASHES) or {}).get(path.name) if isinstance(card.get(HASHES), dict) else None
+    if want is None:
+        raise DataError(path, f"no SHA-256 recorded for it in {cfg.name} ({HASHES}): a run made before tinyrhythm "
+                              "recorded them, or an edited one; retrain it")
+    if sha256_file(path) != want:
+        raise DataError(path, f"SHA-256 does not match {cfg.name}: file corrupt or tampered")
 
 
 def load_weights(path: str | os.PathLike) -> dict:
@@ -24,6 +82,7 @@ def load_weights(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "model file not found")
+    verify(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files

@@ -140,13 +140,7 @@ def _train_config(args):
         value = getattr(args, key, None)
         if value is not None:
             setattr(cfg, key, value)
-    from .models import REGISTRY
-    from .tasks import get_task
-
-    if cfg.model not in REGISTRY:
-        raise TinyRhythmError(f"unknown model {cfg.model!r}; known: {', '.join(REGISTRY)}")
-    get_task(cfg.task)
-    return cfg
+    return cfg.validate()
 
 
 def cmd_train(args) -> None:
@@ -214,6 +208,11 @@ def cmd_monitor(args) -> None:
     from .monitor.evaluate import evaluate_episodes, read_reference
     from .monitor.output import write_outputs
 
+    from .paths import check_annotation_extension, check_output_dir
+
+    if args.out:
+        check_output_dir(args.out)
+        check_annotation_extension(args.ann_ext)
     torch_threads(args.threads)
     cfg = MonitorConfig(smoothing=args.smoothing, min_duration_s=args.min_duration,
                         **({"hop_s": args.hop} if args.hop is not None else {}))
@@ -260,7 +259,9 @@ def _print_monitor(r, ev: dict | None, written) -> None:
 
 def cmd_demo(args) -> None:
     from .demo import run_demo
+    from .paths import check_output_dir
 
+    check_output_dir(args.out)
     torch_threads(args.threads)
     d = run_demo(args.out, args.model)
     for note in d.result.notes:
@@ -271,8 +272,10 @@ def cmd_demo(args) -> None:
 
 
 def cmd_report(args) -> None:
+    from .paths import check_output_file
     from .report import report
 
+    check_output_file(args.out)
     torch_threads(args.threads)
     out = report(args.target, args.out, model=args.model, reference=args.reference, study=args.study, fs=args.fs,
                  lead=args.lead)

@@ -36,12 +36,34 @@ class LoadedModel:
         return self.meta["task"]["name"]
 
 
+def read_run_card(cfg_path: Path) -> dict:
+    """A run folder's config.json, checked before anything is sized or built from it."""
+    try:
+        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise DataError(cfg_path, f"malformed run card (not JSON: {str(exc)[:100]})") from None
+    if not isinstance(meta, dict):
+        raise DataError(cfg_path, "malformed run card (not a JSON object)")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise DataError(cfg_path, f"run card 'classes' must be a list of class names, got {classes!r}")
+    fs = meta.get("fs")
+    if isinstance(fs, bool) or not isinstance(fs, (int, float)) or not np.isfinite(fs) or not 1 <= fs <= 10_000:
+        raise DataError(cfg_path, f"run card 'fs' must be a sampling rate in Hz, got {fs!r}")
+    n = meta.get("input_length")
+    if isinstance(n, bool) or not isinstance(n, int) or not 16 <= n <= 1 << 20:
+        raise DataError(cfg_path, f"run card 'input_length' must be a window length in samples, got {n!r}")
+    if meta.get("format") not in ("onnx", "fbgemm") and not isinstance(meta.get("model"), dict):
+        raise DataError(cfg_path, "run card 'model' section missing or not an object")
+    return meta
+
+
 def load_run(path: str | os.PathLike) -> LoadedModel:
     path = Path(path)
     cfg_path = path / "config.json"
     if not cfg_path.is_file():
         raise DataError(path, "not a run folder (config.json missing)")
-    meta = json.loads(cfg_path.read_text())
+    meta = read_run_card(cfg_path)
     if meta.get("format") in ("onnx", "fbgemm"):
         from .compress.quantize import load_quantized
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, TinyRhythmError
 from . import holter_figures as hf
+from .errors import DataError, TinyRhythmError
 from .figures import COLOURS, plt as _plt, png as _png, shade as _shade
+from .paths import check_output_file
 from .zoo import DEFAULT_RHYTHM_MODEL
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -223,6 +224,7 @@ def run_report(run: Path, study=None) -> str:
 
 def report(target: str | os.PathLike, out: str | os.PathLike, model: str = DEFAULT_RHYTHM_MODEL, reference: str | None = None,
            study=None, fs=None, lead=None) -> Path:
+    check_output_file(out)  # before the work, not after it
     p = Path(target)
     if p.is_dir() and (p / "config.json").is_file():
         page = run_report(p, study)
@@ -263,9 +265,7 @@ def print_pdf(page: str | os.PathLike, out: str | os.PathLike | None = None) -> 
 
 def write_page(page: str, out: str | os.PathLike) -> Path:
     """Write an HTML page atomically: a reader never sees half a report."""
-    out = Path(out)
-    if out.is_dir():
-        raise TinyRhythmError(f"{out}: --out must be a file name such as report.html, not a folder")
+    out = check_output_file(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(page)

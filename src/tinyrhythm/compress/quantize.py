@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checkpoint import record_hash
 from ..errors import TinyRhythmError
 from . import float_parent
 from ..windows.store import WindowStore, write_json_atomic
@@ -314,6 +315,9 @@ def quantize(parent: str, out: str | os.PathLike, cfg: QuantizeConfig, store: st
         "store_config_hash": ws.manifest["config_hash"], "sha256": info.get("sha256"),
     }
     write_json_atomic(work / "config.json", meta)
+    for weights in ("prepared.pt", "parent.pt"):
+        if (work / weights).is_file():
+            record_hash(work / weights)
     write_json_atomic(work / "metrics.json", result)
     (work / "float.onnx").unlink(missing_ok=True)
     if out.exists():

@@ -34,18 +34,23 @@ class Cinc2017(Dataset):
     @staticmethod
     def _read_reference(ref: Path) -> dict[str, str]:
         labels: dict[str, str] = {}
-        with open(ref, newline="") as f:
-            for i, row in enumerate(csv.reader(f), start=1):
-                if not row or not "".join(row).strip():
-                    continue
-                if len(row) != 2 or not row[0].strip():
-                    raise DataError(ref, f"line {i}: expected 'record,label', got {','.join(row)!r}")
-                name, label = row[0].strip(), row[1].strip()
-                if label not in CINC_LABELS:
-                    raise DataError(ref, f"line {i}: unknown label {label!r} for {name} (expected one of N, A, O, ~)")
-                if name in labels:
-                    raise DataError(ref, f"line {i}: record {name} listed twice")
-                labels[name] = label
+        try:
+            text = ref.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(ref, "not a text file (binary data)") from None
+        if "\x00" in text:
+            raise DataError(ref, "not a text file (NUL bytes)")
+        for i, row in enumerate(csv.reader(text.splitlines()), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) != 2 or not row[0].strip():
+                raise DataError(ref, f"line {i}: expected 'record,label', got {','.join(row)!r}")
+            name, label = row[0].strip(), row[1].strip()
+            if label not in CINC_LABELS:
+                raise DataError(ref, f"line {i}: unknown label {label!r} for {name} (expected one of N, A, O, ~)")
+            if name in labels:
+                raise DataError(ref, f"line {i}: record {name} listed twice")
+            labels[name] = label
         if not labels:
             raise DataError(ref, "no records listed")
         return labels

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from ..errors import DataError, TinyRhythmError
@@ -61,6 +61,10 @@ SOURCES: dict[str, Source] = {
                        select=lambda p: p in ("training2017.zip", "REFERENCE-v3.csv"), finish=_cinc_finish),
     "mitdb": Source("mitdb", "1.0.0", "mitdb"),
     "nstdb": Source("nstdb", "1.0.0", "nstdb", select=lambda p: p.split(".")[0] in ("bw", "em", "ma"), finish=_nstdb_finish),
+    "aftdb": Source("aftdb", "1.0.0", "aftdb"),
+    # The 't' records are the challenge's unlabelled test set: no subject grouping, so not read.
+    "afpdb": Source("afpdb", "1.0.0", "afpdb", select=lambda p: not p.rsplit("/", 1)[-1].startswith("t")),
+    "cpsc2021": Source("cpsc2021", "1.0.0", "cpsc2021"),
     "afdb": Source("afdb", "1.0.0", "afdb"),
     "ltafdb": Source("ltafdb", "1.0.0", "ltafdb"),
 }
@@ -110,8 +114,21 @@ def read_checksums(url: str) -> dict[str, str]:
         parts = line.split(maxsplit=1)
         if len(parts) != 2 or len(parts[0]) != 64:
             raise DataError(url, f"line {i} is not '<sha256> <path>'")
-        sums[parts[1].strip().lstrip("*")] = parts[0].lower()
+        rel = parts[1].strip().lstrip("*")
+        pure = PurePosixPath(rel)
+        if not rel or "\\" in rel or pure.is_absolute() or ".." in pure.parts or rel != pure.as_posix():
+            raise DataError(url, f"line {i} names {rel!r}, a path that would leave the download folder")
+        sums[rel] = parts[0].lower()
     return sums
+
+
+def safe_target(dest: Path, rel: str) -> Path:
+    """dest/rel, refused where a symbolic link on the way would lead outside dest."""
+    target = dest / rel
+    root = dest.resolve()
+    if not target.resolve().is_relative_to(root):
+        raise DataError(target, "lies outside the download folder (a symbolic link on the way): refused")
+    return target
 
 
 def sha256_file(path: Path) -> str:
@@ -165,8 +182,9 @@ def download(name: str, out: str | os.PathLike, *, base_url: str = PHYSIONET, pa
         from tqdm import tqdm
 
         it = tqdm(files, desc=name, unit="file", file=sys.stderr, dynamic_ncols=True)
+    targets = {rel: safe_target(dest, rel) for rel in files}  # all checked before the first byte is fetched
     for rel in it:
-        counts[fetch(f"{root}/{rel}", dest / rel, sums[rel])] += 1
+        counts[fetch(f"{root}/{rel}", targets[rel], sums[rel])] += 1
     if src.finish is not None:
         src.finish(dest)
     return {"dataset": name, "files": len(files), **counts, "dest": str(dest)}

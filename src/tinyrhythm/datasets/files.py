@@ -4,13 +4,14 @@ one-column CSV and .npy (these two with an explicit sampling rate), or folders o
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
 from .edf import EDF_SUFFIXES, read_edf
-from .record import check_fs, check_signal
+from .record import check_fs, check_samples_dtype, check_signal
 from .wfdb_io import read_signal, record_base
 
 WFDB_SUFFIXES = (".hea", ".mat", ".dat")
@@ -52,15 +53,20 @@ def read_array(path: Path, fs: float | None, lead: int | None) -> tuple[np.ndarr
     if not path.is_file():
         raise DataError(path, "file not found")
     try:
-        if path.suffix == ".npy":
-            x = np.load(path, allow_pickle=False)
-        else:
-            with open(path) as f:
-                first = f.readline()
-            skip = 0 if first.strip() and all(_is_number(v) for v in first.replace(";", ",").split(",")) else 1
-            x = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
-    except (ValueError, OSError) as exc:
+        with warnings.catch_warnings():  # numpy warns on empty files; the checks below say it in one line
+            warnings.simplefilter("ignore")
+            if path.suffix == ".npy":
+                x = load_npy(path)
+            else:
+                with open(path, encoding="utf-8") as f:
+                    first = f.readline()
+                skip = 0 if first.strip() and all(_is_number(v) for v in first.replace(";", ",").split(",")) else 1
+                x = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DataError(path, f"unreadable signal file ({str(exc).splitlines()[0][:160]})") from None
+    check_samples_dtype(x.dtype, str(path))
+    if x.ndim > 2:
+        raise DataError(path, f"expected a 1-D signal or a (samples, leads) array, got shape {x.shape}")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 2:
         k = lead or 0
@@ -71,6 +77,19 @@ def read_array(path: Path, fs: float | None, lead: int | None) -> tuple[np.ndarr
         else:
             raise DataError(path, f"lead {k} does not exist; the file has {x.shape[1]} column(s)")
     return check_signal(x, str(path)), float(fs)
+
+
+def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """A .npy file's array without running pickled code (object arrays are refused)."""
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":  # np.load would otherwise try the file as a pickle
+            raise DataError(path, "unreadable signal file (not in NumPy .npy format)")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise DataError(path, "unsupported dtype object (pickled data is refused)") from None
+        raise
 
 
 def _is_number(text: str) -> bool:

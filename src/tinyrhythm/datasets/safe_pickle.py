@@ -35,6 +35,37 @@ class UnsafePickleError(DataError):
     pass
 
 
+# The largest original Icentia11k file (a patient's 50 segments of float32 signal) unpacks to
+# about 210 MB; a pickle asking for more is refused before the bytes are allocated. An
+# opcode-dense pickle can still build ~8 bytes of pointers per byte read: at most ~2 GB.
+MAX_BYTES = 256 << 20
+
+
+class _Limited:
+    """A file that refuses reads past `limit` bytes in all, checked before each read."""
+
+    def __init__(self, f, path: str, limit: int):
+        self._f, self._path, self._left = f, path, limit
+
+    def _take(self, n: int) -> int:
+        if n is None or n < 0 or n > self._left:
+            raise UnsafePickleError(self._path, f"refused to load: the pickle asks for more than {MAX_BYTES >> 20} MB")
+        self._left -= n
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        return self._f.read(self._take(n))
+
+    def readinto(self, b) -> int:
+        got = self._f.readinto(memoryview(b)[: self._take(len(b))])
+        return got
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._f.readline(min(self._left, 1 << 20))
+        self._take(len(line))
+        return line
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file, path: str):
         super().__init__(file, encoding="latin1")
@@ -57,8 +88,11 @@ def load(path: str | os.PathLike):
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
-            return _RestrictedUnpickler(f, path).load()
+            return _RestrictedUnpickler(_Limited(f, path, MAX_BYTES), path).load()
     except UnsafePickleError:
         raise
-    except (pickle.UnpicklingError, EOFError, OSError, zlib.error, ValueError, TypeError, AttributeError) as exc:
+    except (RecursionError, MemoryError):
+        raise DataError(path, "refused to load: the pickle nests too deeply or asks for too much memory") from None
+    except (pickle.UnpicklingError, EOFError, OSError, zlib.error, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, UnicodeDecodeError) as exc:
         raise DataError(path, f"unreadable or truncated pickle ({type(exc).__name__}: {exc})") from None

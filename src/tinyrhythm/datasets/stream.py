@@ -18,13 +18,11 @@ import numpy as np
 import wfdb
 
 from ..errors import DataError
-from .files import ARRAY_SUFFIXES, WFDB_SUFFIXES
-from .record import check_fs
+from .files import ARRAY_SUFFIXES, WFDB_SUFFIXES, load_npy
+from .record import check_amplitude, check_fs, check_samples_dtype
 from .edf import EDF_SUFFIXES, open_edf
-from .wfdb_io import mv_scale, open_header, record_base
+from .wfdb_io import FORMAT_BYTES as _FORMAT_BYTES, mv_scale, open_header, record_base
 
-# Bytes per sample of the WFDB storage formats whose size is a plain multiple.
-_FORMAT_BYTES = {"8": 1, "80": 1, "16": 2, "61": 2, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3, "24": 3, "32": 4}
 
 
 @dataclass
@@ -86,21 +84,22 @@ def _array_stream(p: Path, fs: float | None, lead: int | str | None) -> SignalSt
             raise DataError(p, "a .npy signal needs its sampling rate: pass --fs")
         check_fs(fs, str(p))
         try:
-            x = np.load(p, mmap_mode="r", allow_pickle=False)
+            x = load_npy(p, mmap=True)
         except (ValueError, OSError) as exc:
             raise DataError(p, f"unreadable .npy file ({str(exc).splitlines()[0][:160]})") from None
+        check_samples_dtype(x.dtype, str(p))
         if x.ndim == 2:
             if not 0 <= k < x.shape[1]:
                 raise DataError(p, f"lead {k} does not exist; the file has {x.shape[1]} column(s)")
             x = x[:, k]
         elif x.ndim != 1 or k != 0:
             raise DataError(p, f"expected a 1-D signal or a (samples, leads) array, got shape {x.shape}")
-        if not np.issubdtype(x.dtype, np.number):
-            raise DataError(p, f"signal of non-numeric dtype {x.dtype}")
     else:  # CSV: parsed whole (text files of a day's ECG are rare and large anyway)
         x = _read_csv_tolerant(p, fs, k)
     if len(x) == 0:
         raise DataError(p, "empty record (0 samples)")
+    for i in range(0, len(x), 1 << 22):  # one pass in blocks: a memory map stays a memory map
+        check_amplitude(np.asarray(x[i : i + (1 << 22)], dtype=np.float64), str(p))
     return SignalStream(p.stem, float(fs), len(x), len(x), f"column {k}", str(p),
                         lambda a, b: np.asarray(x[a:b], dtype=np.float64))
 

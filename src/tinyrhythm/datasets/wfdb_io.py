@@ -48,18 +48,69 @@ def _select_lead(header: wfdb.Record, lead: int | str | None, hea: str) -> int:
     return k
 
 
+# Bytes per sample of the WFDB storage formats whose size is a plain multiple.
+FORMAT_BYTES = {"8": 1, "80": 1, "16": 2, "61": 2, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3, "24": 3, "32": 4}
+# Storage formats the wfdb package reads.
+WFDB_FORMATS = {"8", "16", "24", "32", "61", "80", "160", "212", "310", "311", "508", "516", "524"}
+MAX_HEADER_BYTES = 1 << 20
+
+
 def _check_record_line(hea: str) -> None:
-    """wfdb silently assumes 250 Hz when a header gives no rate; we refuse instead."""
+    """Validate a header's text before wfdb parses it: wfdb assumes 250 Hz when a header gives
+    no rate, reads a missing signal line as None, takes a gain of 0 as 200, and follows any
+    file name; each of those is refused here with the reason."""
     try:
-        with open(hea, errors="replace") as f:
-            line = next((ln for ln in f if ln.strip() and not ln.lstrip().startswith("#")), "")
+        if os.path.getsize(hea) > MAX_HEADER_BYTES:
+            raise DataError(hea, "not a WFDB header (larger than 1 MB)")
+        raw = Path(hea).read_bytes()
     except OSError as exc:
         raise DataError(hea, f"unreadable header ({exc.strerror})") from None
-    fields = line.split()
+    if b"\x00" in raw:
+        raise DataError(hea, "not a WFDB header (binary data or NUL bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    if sum(not (c.isprintable() or c in "\r\n\t") for c in text) > 0:
+        raise DataError(hea, "not a WFDB header (binary data)")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    fields = lines[0].split() if lines else []
     if len(fields) < 2:
         raise DataError(hea, "not a WFDB header (no record line)")
     if len(fields) < 3:
         raise DataError(hea, "missing sampling rate in the record line")
+    if "/" in fields[0]:
+        return  # a multi-segment record: its segments' headers are checked when read
+    if not fields[1].isdigit() or int(fields[1]) == 0:
+        raise DataError(hea, f"record line declares {fields[1]!r} signals (expected a positive count)")
+    try:
+        fs = float(fields[2].split("/")[0].split("(")[0])
+    except ValueError:
+        raise DataError(hea, f"unreadable sampling rate {fields[2]!r} in the record line") from None
+    if not fs > 0:
+        raise DataError(hea, f"missing or invalid sampling rate {fs!r}")
+    if len(fields) > 3 and not fields[3].isdigit():
+        raise DataError(hea, f"record line declares {fields[3]!r} samples (expected a count)")
+    n_sig = int(fields[1])
+    if len(lines) - 1 < n_sig:
+        raise DataError(hea, f"record line declares {n_sig} signal(s) but the header has {len(lines) - 1} signal line(s)")
+    for k, line in enumerate(lines[1 : 1 + n_sig]):
+        f = line.split()
+        if len(f) < 2:
+            raise DataError(hea, f"signal line {k} has no storage format")
+        name = f[0]
+        if name != "~" and (os.path.isabs(name) or "/" in name or "\\" in name or name in (".", "..")):
+            raise DataError(hea, f"signal file {name!r} lies outside the record's folder")
+        fmt = f[1].split("x")[0].split(":")[0].split("+")[0]
+        if fmt not in WFDB_FORMATS:
+            raise DataError(hea, f"signal {k}: unsupported WFDB storage format {f[1]!r}")
+        if len(f) > 2:
+            gain = f[2].split("(")[0].split("/")[0]
+            try:
+                if float(gain) == 0:
+                    raise DataError(hea, f"lead {k} has ADC gain 0 (uncalibrated): cannot convert to mV")
+            except ValueError:
+                raise DataError(hea, f"signal {k}: unreadable ADC gain {f[2]!r}") from None
 
 
 def open_header(path: str | os.PathLike, lead: int | str | None = None):
@@ -74,13 +125,44 @@ def open_header(path: str | os.PathLike, lead: int | str | None = None):
     except Exception as exc:  # wfdb raises many types for a malformed header
         raise DataError(hea, f"unreadable WFDB header ({exc})") from None
     fs = check_fs(header.fs, hea)
-    if not header.sig_len or header.n_sig == 0:
+    if not header.sig_len or header.n_sig == 0 or not header.file_name:
         raise DataError(hea, "empty record (header declares 0 samples or 0 signals)")
     k = _select_lead(header, lead, hea)
     dat = os.path.join(os.path.dirname(base), header.file_name[k])
     if not os.path.isfile(dat):
         raise DataError(dat, "signal file named in the header not found")
+    if dat.endswith(".mat"):
+        _check_mat(dat, header)
+    fmt = str(header.fmt[k])
+    if fmt in FORMAT_BYTES and not dat.endswith(".mat"):
+        in_file = sum(1 for f in header.file_name if f == header.file_name[k])
+        offset = (header.byte_offset or [None] * header.n_sig)[k] or 0
+        n = int((os.path.getsize(dat) - offset) / (FORMAT_BYTES[fmt] * in_file))
+        if header.sig_len - n > max(n, int(3600 * fs)):
+            # More than an hour, and more than the data itself, missing: the header lies, and
+            # memory sized by it would be allocated for samples that do not exist.
+            raise DataError(dat, f"header declares {header.sig_len} samples but the file holds {n}: "
+                                 "a lying header or a file truncated beyond use")
     return base, header, k, dat, fs
+
+
+def _check_mat(dat: str, header) -> None:
+    """A WFDB-style MATLAB v4 file (as PhysioNet writes them) holds one variable `val` of shape
+    (signals, samples); wfdb reads it by byte offset, so any other content would be read as ECG."""
+    import struct
+
+    with open(dat, "rb") as f:
+        head = f.read(20)
+        if len(head) < 20:
+            raise DataError(dat, "not a MATLAB v4 signal file (shorter than its header)")
+        mopt, rows, cols, imag, namelen = struct.unpack("<5i", head)
+        name = f.read(max(0, min(namelen, 64)))
+    if mopt >= 1000 or not 0 < namelen <= 64:
+        raise DataError(dat, "not a little-endian MATLAB v4 signal file")
+    if name.rstrip(b"\x00") != b"val" or imag:
+        raise DataError(dat, f"MATLAB file holds {name.rstrip(bytes(1)).decode('latin-1')!r}, not the real variable 'val'")
+    if (rows, cols) != (header.n_sig, header.sig_len):
+        raise DataError(dat, f"'val' has shape ({rows}, {cols}); the header declares ({header.n_sig}, {header.sig_len})")
 
 
 def mv_scale(gain: float, units: str | None, hea: str, k: int) -> float:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TinyRhythmError
+from ..paths import replace_dir
 
 FORMATS = ("onnx", "tflite", "c")
 
@@ -78,9 +79,7 @@ def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, st
         shutil.rmtree(work, ignore_errors=True)
         raise
     (work / "export_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    os.replace(work, out)
+    replace_dir(work, out)
     return report
 
 

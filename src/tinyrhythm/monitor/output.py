@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import wfdb
 
 from ..datasets.record import AFIB, AFL, NOISE, NSR, OTHER
+from ..paths import check_annotation_extension, check_output_dir
 from .analyse import MonitorResult
 from .episodes import UNREADABLE
 from .holter import rr_intervals
@@ -30,9 +32,11 @@ AUX_NOTES = {NSR: "(N", AFIB: "(AFIB", AFL: "(AFL", OTHER: "(O", NOISE: "(NOISE"
 
 def write_outputs(result: MonitorResult, out: str | os.PathLike, ann_ext: str = "tr",
                   evaluation: dict | None = None) -> list[Path]:
-    out = Path(out)
+    out = check_output_dir(out)
+    check_annotation_extension(ann_ext)
     out.mkdir(parents=True, exist_ok=True)
-    name = result.record
+    # WFDB record names are letters, digits, '-' and '_': "my rec.npy" writes my_rec.tr and my_rec_*.csv.
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", result.record) or "record"
     tmp = Path(tempfile.mkdtemp(prefix=".monitor-", dir=out))
     try:
         starts = np.array([int(round(e.start_s * result.fs)) for e in result.episodes], dtype=np.int64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,15 +82,100 @@ class TrainConfig:
         aug_known = {f.name for f in dataclasses.fields(AugmentConfig)}
         if set(aug) - aug_known:
             raise TinyRhythmError(f"unknown augment settings: {', '.join(sorted(set(aug) - aug_known))}")
+        if not isinstance(aug, dict):
+            raise TinyRhythmError(f"training setting 'augment': expected an object of settings, got {aug!r}")
         aug = {k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
-        return cls(**d, augment=AugmentConfig(**aug))
+        cfg = cls(**d, augment=AugmentConfig(**aug))
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> "TrainConfig":
+        """Every setting's type and range, named in the error: checked before anything is built."""
+        for key, (kind, lo, hi) in RANGES.items():
+            _check(key, getattr(self, key), kind, lo, hi)
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise TinyRhythmError(f"training setting {key!r}: {getattr(self, key)!r} is not one of {', '.join(allowed)}")
+        if self.datasets is not None and (not isinstance(self.datasets, list) or not self.datasets
+                                          or not all(isinstance(x, str) for x in self.datasets)):
+            raise TinyRhythmError(f"training setting 'datasets': expected a list of dataset names, got {self.datasets!r}")
+        if self.dataset_weights is not None:
+            if not isinstance(self.dataset_weights, dict):
+                raise TinyRhythmError(f"training setting 'dataset_weights': expected an object, got {self.dataset_weights!r}")
+            for name, w in self.dataset_weights.items():
+                _check(f"dataset_weights.{name}", w, float, 0.0, None)
+        if self.lead is not None and not isinstance(self.lead, (str, int)) or isinstance(self.lead, bool):
+            raise TinyRhythmError(f"training setting 'lead': expected an index or a name, got {self.lead!r}")
+        for key in ("model", "task", "store", "init", "teacher"):
+            if not isinstance(getattr(self, key), str):
+                raise TinyRhythmError(f"training setting {key!r}: expected a string, got {getattr(self, key)!r}")
+        for key, (kind, lo, hi) in AUGMENT_RANGES.items():
+            value = getattr(self.augment, key)
+            if kind is tuple:
+                if not isinstance(value, tuple) or len(value) != 2:
+                    raise TinyRhythmError(f"training setting 'augment.{key}': expected [low, high], got {list(value) if isinstance(value, tuple) else value!r}")
+                for v in value:
+                    _check(f"augment.{key}", v, float, lo, hi)
+                if value[0] > value[1]:
+                    raise TinyRhythmError(f"training setting 'augment.{key}': low {value[0]} above high {value[1]}")
+            else:
+                _check(f"augment.{key}", value, kind, lo, hi)
+        from ..models import REGISTRY
+        from ..tasks import get_task
+
+        if self.model not in REGISTRY:
+            raise TinyRhythmError(f"training setting 'model': unknown model {self.model!r}; known: {', '.join(REGISTRY)}")
+        get_task(self.task)
+        return self
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TrainConfig":
         path = Path(path)
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            d = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise TinyRhythmError(f"{path}: config file not found") from None
-        except (json.JSONDecodeError, TypeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise TinyRhythmError(f"{path}: not a valid training config (not JSON: {str(exc)[:120]})") from None
+        if not isinstance(d, dict):
+            raise TinyRhythmError(f"{path}: not a valid training config (a JSON object of settings expected)")
+        try:
+            return cls.from_dict(d)
+        except TinyRhythmError as exc:
+            raise TinyRhythmError(f"{path}: {exc}") from None
+        except TypeError as exc:
             raise TinyRhythmError(f"{path}: not a valid training config ({exc})") from None
+
+
+def _check(key: str, value, kind: type, lo: float | None, hi: float | None) -> None:
+    ok_type = (isinstance(value, int) if kind is int else isinstance(value, (int, float))) and not isinstance(value, bool)
+    if kind is bool:
+        ok_type = isinstance(value, bool)
+    if not ok_type:
+        raise TinyRhythmError(f"training setting {key!r}: expected {'an integer' if kind is int else 'a number' if kind is float else 'true or false'}, got {value!r}")
+    if kind is bool:
+        return
+    if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        raise TinyRhythmError(f"training setting {key!r}: {value!r} is not {bounds}")
+
+
+# (type, lowest, highest) of each numeric or boolean setting; None: unbounded.
+RANGES = {
+    "epochs": (int, 1, None), "samples_per_epoch": (int, 1, None), "batch_size": (int, 1, None),
+    "patience": (int, 1, None), "seed": (int, 0, None), "split_seed": (int, 0, None), "threads": (int, 1, 1024),
+    "input_length": (int, 16, 1 << 20), "hop": (int, 1, 1 << 20), "lr": (float, 1e-12, 10.0),
+    "weight_decay": (float, 0.0, None), "fs": (float, 1.0, 10_000.0), "purity": (float, 0.5, 1.0),
+    "min_pad_fraction": (float, 0.0, 1.0), "label_smoothing": (float, 0.0, 0.99), "dropout": (float, 0.0, 0.99),
+    "kd_alpha": (float, 0.0, 1.0), "kd_temperature": (float, 1e-3, 1e3), "balanced": (bool, None, None),
+    "prior_correction": (bool, None, None),
+}
+CHOICES = {
+    "optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"), "split_by": ("patient", "record"),
+    "device": ("auto", "cpu", "cuda"), "conditioning": ("none", "window"),
+}
+AUGMENT_RANGES = {
+    "noise_prob": (float, 0.0, 1.0), "invert_prob": (float, 0.0, 1.0), "wander_prob": (float, 0.0, 1.0),
+    "wander_mv": (float, 0.0, 100.0), "offset_mv": (float, 0.0, 1000.0),
+    "snr_db": (tuple, -40.0, 100.0), "scale": (tuple, 1e-3, 1e3), "wander_hz": (tuple, 1e-3, 100.0),
+}

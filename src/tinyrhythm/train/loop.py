@@ -253,6 +253,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
     Compression reuses this loop: `model` is a prepared model (pruned, or with fake
     quantization) to fine-tune, `step_hook(model, step)` runs after every optimizer step
     (pruning masks), `extra_meta` is saved in config.json beside the training settings."""
+    cfg.validate()
     rank, world = _dist_info()
     out = Path(out)
     # Processes sharing the CPU split its threads: oversubscribed threads were seen to

@@ -14,9 +14,14 @@ def ratio(fs_in: float, fs_out: float) -> Fraction:
     """fs_out / fs_in as a small fraction (up/down of resample_poly)."""
     if fs_in <= 0 or fs_out <= 0:
         raise TinyRhythmError(f"sampling rates must be positive, got {fs_in} -> {fs_out}")
-    r = Fraction(fs_out / fs_in).limit_denominator(1000)
-    if abs(float(r) - fs_out / fs_in) > 1e-9 * fs_out / fs_in:
-        raise TinyRhythmError(f"cannot resample {fs_in} Hz to {fs_out} Hz with a rational ratio of small terms")
+    want = fs_out / fs_in
+    r = Fraction(want).limit_denominator(1000)
+    if abs(float(r) - want) > 1e-9 * want:
+        # Any real rate (299.99 Hz, a clock measured at 257.3 Hz): a finer fraction, within
+        # 1 ppm (0.09 s a day); the polyphase filter grows with its terms but stays cheap.
+        r = Fraction(want).limit_denominator(100_000)
+        if abs(float(r) - want) > 1e-6 * want:
+            raise TinyRhythmError(f"cannot resample {fs_in} Hz to {fs_out} Hz within 1 ppm")
     return r
 
 

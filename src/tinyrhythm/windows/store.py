@@ -328,6 +328,15 @@ def merge_store(out: str | os.PathLike, missing_ok: bool = False) -> dict | None
     return manifest
 
 
+def _load(path: Path, mmap: bool = False) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(path, "store file missing (an incomplete or damaged store: build it again)")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(path, f"damaged store file ({str(exc).splitlines()[0][:100]})") from None
+
+
 class WindowStore:
     """Read a built store: memory-mapped windows, in-RAM labels/splits (1 byte each)."""
 
@@ -337,17 +346,28 @@ class WindowStore:
         if not mpath.is_file():
             why = "incomplete store: run the build again to finish it" if (self.path / "build.json").is_file() else "not a tinyrhythm store"
             raise DataError(self.path, f"{why} (manifest.json missing)")
-        self.manifest = json.loads(mpath.read_text())
+        try:
+            self.manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(mpath, f"malformed store manifest (not JSON: {str(exc)[:100]})") from None
+        m = self.manifest
+        if (not isinstance(m, dict) or not isinstance(m.get("classes"), list) or not isinstance(m.get("shards"), list)
+                or not all(isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("windows"), int)
+                           and Path(s["name"]).name == s["name"] not in ("", ".", "..") for s in m["shards"])):
+            raise DataError(mpath, "malformed store manifest (classes, shards with name and windows expected)")
         self.classes: list[str] = self.manifest["classes"]
         self._windows, labels, splits, self.offsets = [], [], [], [0]
         for s in self.manifest["shards"]:
             d = self.path / s["name"]
-            w = np.load(d / "windows.npy", mmap_mode="r")
-            if len(w) != s["windows"]:
-                raise DataError(d / "windows.npy", f"holds {len(w)} windows, manifest says {s['windows']}")
+            w = _load(d / "windows.npy", mmap=True)
+            if w.ndim != 2 or len(w) != s["windows"]:
+                raise DataError(d / "windows.npy", f"holds {len(w)} windows of shape {w.shape[1:]}, manifest says {s['windows']}")
             self._windows.append(w)
-            labels.append(np.load(d / "labels.npy"))
-            splits.append(np.load(d / "split.npy"))
+            for name, out in (("labels", labels), ("split", splits)):
+                a = _load(d / f"{name}.npy")
+                if a.shape != (len(w),):
+                    raise DataError(d / f"{name}.npy", f"holds {a.shape} values for {len(w)} windows")
+                out.append(a)
             self.offsets.append(self.offsets[-1] + len(w))
         self.labels = np.concatenate(labels) if labels else np.zeros(0, np.int8)
         self.splits = np.concatenate(splits) if splits else np.zeros(0, np.int8)
