@@ -1,4 +1,4 @@
-"""The fresh-machine path: `make demo` / `tinyrhythm demo` on the packaged sample, `make test`."""
+"""The fresh-machine path: `make demo` / `tinyrhythm demo` on the sample recording, `make test`."""
 
 import json
 import os
@@ -51,6 +51,7 @@ def test_sample_is_real_small_and_attributed():
     assert np.array_equal(wfdb.rdrecord(str(samples.path()), physical=False).d_signal, orig.d_signal)
     size = sum(samples.path().with_suffix(s).stat().st_size for s in (".hea", ".dat", ".atr"))
     assert size < 1_000_000
+    assert not list((ROOT / "src" / "tinyrhythm" / "samples").glob("*.dat"))  # no ECG in the repository
     text = samples.attribution()
     for needle in ("MIT-BIH Arrhythmia Database", "ODC-By 1.0", "record 222", "Moody GB", "physionet.org/content/mitdb"):
         assert needle in text
@@ -69,13 +70,59 @@ def test_sample_path_for_the_shell_and_help_examples():
 
 
 @pytest.mark.slow
-def test_wheel_carries_the_sample_and_its_licence(tmp_path):
+def test_wheel_carries_the_licence_but_no_ecg(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=600)
     (wheel,) = tmp_path.glob("tinyrhythm-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for f in ("mitdb222_13m.hea", "mitdb222_13m.dat", "mitdb222_13m.atr", "ATTRIBUTION.md", "__main__.py"):
+    for f in ("ATTRIBUTION.md", "__main__.py", "__init__.py"):
         assert f"tinyrhythm/samples/{f}" in names, f
+    assert not [n for n in names if n.endswith((".dat", ".atr", ".hea"))]  # the sample is cut on first use
+
+
+def test_sample_downloaded_from_physionet_when_no_mitdb_is_at_hand(tmp_path, monkeypatch):
+    """Without MITDB under TINYRHYTHM_DATA the sample comes from PhysioNet (here a local mirror of it):
+    the three record files, checked against SHA256SUMS.txt, cut to the same bytes."""
+    import hashlib
+    import http.server
+    import threading
+
+    from conftest import DATA
+
+    files = {f"/mitdb/1.0.0/222.{e}": (DATA / "mitdb" / f"222.{e}").read_bytes() for e in ("hea", "dat", "atr")}
+    files["/mitdb/1.0.0/SHA256SUMS.txt"] = "".join(
+        f"{hashlib.sha256(b).hexdigest()} {k.rsplit('/', 1)[1]}\n" for k, b in files.items()).encode()
+    asked = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            asked.append(self.path)
+            body = files.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("TINYRHYTHM_DATA", str(tmp_path / "no-data"))
+        monkeypatch.setenv("TINYRHYTHM_SAMPLES", str(tmp_path / "cache"))
+        url = f"http://127.0.0.1:{server.server_address[1]}/mitdb/1.0.0"
+        p = samples.path(base_url=url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(asked) == sorted(files)
+    assert p == tmp_path / "cache" / "mitdb222_13m"
+    assert sorted(x.name for x in (tmp_path / "cache").iterdir()) == [f"mitdb222_13m.{e}" for e in ("atr", "dat", "hea")]
+    assert samples.path(base_url="http://127.0.0.1:9/unused") == p  # cached: no second fetch
 
 
 def test_make_installs_torch_pinned_first_and_test_runs_the_readme_command(tmp_path):

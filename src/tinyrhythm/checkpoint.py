@@ -8,24 +8,16 @@ Zoo models are checked against their cards the same way (tinyrhythm.zoo).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import torch
 
+from .datasets.download import sha256_file
 from .errors import DataError
 
 HASHES = "weights_sha256"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _card(path: Path) -> tuple[Path, dict | None]:

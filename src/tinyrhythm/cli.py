@@ -392,7 +392,7 @@ def _add_compress_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
-# `python -m tinyrhythm.samples` prints the packaged sample's record path: every example runs as is.
+# `python -m tinyrhythm.samples` prints the sample's record path (cut on first use): every example runs as is.
 SAMPLE = '"$(python -m tinyrhythm.samples)"'
 EXAMPLES = {
     "predict": f"example:\n  tinyrhythm predict --model rhythm-cnn3-int8 {SAMPLE} --json",
@@ -515,8 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("demo", epilog=EXAMPLES["demo"], formatter_class=argparse.RawDescriptionHelpFormatter,
-                       help="the default model on the packaged sample recording: summary, annotations, report",
-                       description="Monitor the sample recording shipped in the package (6 min of MIT-BIH record "
+                       help="the default model on the sample recording: summary, annotations, report",
+                       description="Monitor the sample recording (tinyrhythm.samples: 6 min of MIT-BIH record "
                        "222 with AF and flutter) with the default model, compare with its reference annotations, and "
                        "write the annotations, CSVs, JSON and HTML report to --out. Needs no dataset.")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")

@@ -1,4 +1,4 @@
-"""The demonstration: the default model over the packaged sample recording, end to end.
+"""The demonstration: the default model over the sample recording (tinyrhythm.samples), end to end.
 
 What `make demo` and `tinyrhythm demo` run: monitor the sample (tinyrhythm.samples),
 compare with its reference annotations, and write what a user of `monitor` and `report`
