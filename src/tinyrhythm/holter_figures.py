@@ -10,7 +10,6 @@ import numpy as np
 
 from .figures import COLOURS, plt, png, shade
 from .monitor.episodes import AF_LABELS
-from .monitor.holter import rr_intervals
 
 NON_AF = "#3f51b5"
 
@@ -55,7 +54,7 @@ def summary_table(result) -> str:
 
 
 def heart_rate_trend(result) -> str:
-    r = rr_intervals(result)
+    r = result.rr
     scale, unit = _time_axis(result)
     fig, ax = plt().subplots(figsize=(11, 2.6))
     shade(ax, [e for e in result.episodes if e.label in AF_LABELS], 0, 1, alpha=0.2, scale=scale)
@@ -75,7 +74,7 @@ def heart_rate_trend(result) -> str:
 
 
 def tachogram(result) -> str:
-    r = rr_intervals(result)
+    r = result.rr
     scale, unit = _time_axis(result)
     fig, ax = plt().subplots(figsize=(11, 2.6))
     v = r["valid"]
@@ -90,7 +89,7 @@ def tachogram(result) -> str:
 
 
 def poincare(result) -> str:
-    r = rr_intervals(result)
+    r = result.rr
     both = r["valid"][:-1] & r["valid"][1:]
     x, y = r["rr_s"][:-1][both], r["rr_s"][1:][both]
     af = (r["af"][:-1] & r["af"][1:])[both]

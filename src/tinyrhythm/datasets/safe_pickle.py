@@ -57,8 +57,7 @@ class _Limited:
         return self._f.read(self._take(n))
 
     def readinto(self, b) -> int:
-        got = self._f.readinto(memoryview(b)[: self._take(len(b))])
-        return got
+        return self._f.readinto(memoryview(b)[: self._take(len(b))])
 
     def readline(self, limit: int = -1) -> bytes:
         line = self._f.readline(min(self._left, 1 << 20))

@@ -21,7 +21,7 @@ from ..errors import DataError
 from .files import ARRAY_SUFFIXES, WFDB_SUFFIXES, load_npy
 from .record import check_amplitude, check_fs, check_samples_dtype
 from .edf import EDF_SUFFIXES, open_edf
-from .wfdb_io import FORMAT_BYTES as _FORMAT_BYTES, mv_scale, open_header, record_base
+from .wfdb_io import mv_scale, open_header, record_base, samples_in_file
 
 
 
@@ -137,9 +137,9 @@ def _wfdb_stream(p: Path, lead: int | str | None) -> SignalStream:
     n, notes = header.sig_len, []
     fmt = str(header.fmt[k])
     offset = (header.byte_offset or [None] * header.n_sig)[k] or 0
-    if fmt in _FORMAT_BYTES and not dat.endswith(".mat"):
-        in_file = sum(1 for f in header.file_name if f == header.file_name[k])
-        n = min(n, int((os.path.getsize(dat) - offset) / (_FORMAT_BYTES[fmt] * in_file)))
+    in_file = samples_in_file(header, k, dat)
+    if in_file is not None:
+        n = min(n, in_file)
         if n < header.sig_len:
             notes.append(f"{dat}: truncated, holds {n} of {header.sig_len} samples; the last "
                          f"{(header.sig_len - n) / fs:.1f} s are marked unreadable")

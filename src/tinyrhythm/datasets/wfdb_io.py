@@ -55,7 +55,7 @@ WFDB_FORMATS = {"8", "16", "24", "32", "61", "80", "160", "212", "310", "311", "
 MAX_HEADER_BYTES = 1 << 20
 
 
-def _check_record_line(hea: str) -> None:
+def _check_header_text(hea: str) -> None:
     """Validate a header's text before wfdb parses it: wfdb assumes 250 Hz when a header gives
     no rate, reads a missing signal line as None, takes a gain of 0 as 200, and follows any
     file name; each of those is refused here with the reason."""
@@ -119,7 +119,7 @@ def open_header(path: str | os.PathLike, lead: int | str | None = None):
     hea = base + ".hea"
     if not os.path.isfile(hea):
         raise DataError(hea, "header file not found")
-    _check_record_line(hea)
+    _check_header_text(hea)
     try:
         header = wfdb.rdheader(base)
     except Exception as exc:  # wfdb raises many types for a malformed header
@@ -133,17 +133,24 @@ def open_header(path: str | os.PathLike, lead: int | str | None = None):
         raise DataError(dat, "signal file named in the header not found")
     if dat.endswith(".mat"):
         _check_mat(dat, header)
-    fmt = str(header.fmt[k])
-    if fmt in FORMAT_BYTES and not dat.endswith(".mat"):
-        in_file = sum(1 for f in header.file_name if f == header.file_name[k])
-        offset = (header.byte_offset or [None] * header.n_sig)[k] or 0
-        n = int((os.path.getsize(dat) - offset) / (FORMAT_BYTES[fmt] * in_file))
+    n = samples_in_file(header, k, dat)
+    if n is not None:
         if header.sig_len - n > max(n, int(3600 * fs)):
             # More than an hour, and more than the data itself, missing: the header lies, and
             # memory sized by it would be allocated for samples that do not exist.
             raise DataError(dat, f"header declares {header.sig_len} samples but the file holds {n}: "
                                  "a lying header or a file truncated beyond use")
     return base, header, k, dat, fs
+
+
+def samples_in_file(header, k: int, dat: str) -> int | None:
+    """Samples of lead k the signal file holds, from its size (None for formats of no fixed size)."""
+    fmt = str(header.fmt[k])
+    if fmt not in FORMAT_BYTES or dat.endswith(".mat"):
+        return None
+    in_file = sum(1 for f in header.file_name if f == header.file_name[k])
+    offset = (header.byte_offset or [None] * header.n_sig)[k] or 0
+    return int((os.path.getsize(dat) - offset) / (FORMAT_BYTES[fmt] * in_file))
 
 
 def _check_mat(dat: str, header) -> None:

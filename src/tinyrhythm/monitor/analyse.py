@@ -8,6 +8,7 @@ whatever the length (benchmarks/monitor_throughput.py measures it).
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from ..streaming import StreamingClassifier
 from ..windows.resample import ratio, resample
 from .beats import detect_beats
 from .episodes import UNREADABLE, Episode, burden, class_rhythms, merge_short, runs, smooth
-from .holter import holter_summary
+from .holter import holter_summary, rr_intervals
 from .quality import unreadable_mask
 
 
@@ -61,10 +62,15 @@ class MonitorResult:
     beats: np.ndarray | None = None  # R-peak sample indices at `fs` (None: not detected)
     start_time: str | None = None  # clock time of the first sample, where the file says it
 
+    @functools.cached_property
+    def rr(self) -> dict[str, np.ndarray]:
+        """Every RR interval with its rhythm and validity (monitor.holter.rr_intervals)."""
+        return rr_intervals(self)
+
     def holter(self) -> dict:
         """Heart rate, AF ventricular rate, longest AF episode, hourly burden and pauses."""
         if not hasattr(self, "_holter"):
-            self._holter = holter_summary(self)
+            self._holter = holter_summary(self, self.rr)
         return self._holter
 
     def to_json(self) -> dict:

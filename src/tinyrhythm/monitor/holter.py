@@ -63,8 +63,9 @@ def _minute_rates(time_s: np.ndarray, rr: np.ndarray, duration_s: float) -> tupl
     return np.flatnonzero(ok) * 60.0, 60.0 * beats[ok] / covered[ok]
 
 
-def holter_summary(result) -> dict:
-    r = rr_intervals(result)
+def holter_summary(result, rr: dict[str, np.ndarray] | None = None) -> dict:
+    """The summary keys of `monitor --json`; `rr`: the result's rr_intervals when already computed."""
+    r = rr if rr is not None else rr_intervals(result)
     v = r["valid"]
     start = result.start_time
     out: dict = {"beats": int(len(result.beats)) if result.beats is not None else None}

@@ -24,7 +24,6 @@ from ..datasets.record import AFIB, AFL, NOISE, NSR, OTHER
 from ..paths import check_annotation_extension, check_output_dir
 from .analyse import MonitorResult
 from .episodes import UNREADABLE
-from .holter import rr_intervals
 
 # Rhythm aux notes as MIT-BIH/AFDB write them; "(O" and the two last are tinyrhythm's.
 AUX_NOTES = {NSR: "(N", AFIB: "(AFIB", AFL: "(AFL", OTHER: "(O", NOISE: "(NOISE", UNREADABLE: "(UNREADABLE"}
@@ -56,7 +55,7 @@ def write_outputs(result: MonitorResult, out: str | os.PathLike, ann_ext: str = 
                 w.writerow([f"{result.bounds[i]:.3f}", f"{result.bounds[i + 1]:.3f}", lab, int(result.unreadable[i]),
                             *[f"{p:.4f}" for p in result.probs[i]]])
         if result.beats is not None:
-            rr = rr_intervals(result)
+            rr = result.rr
             with open(tmp / f"{name}_rr.csv", "w", newline="") as f:
                 w = csv.writer(f)
                 w.writerow(["time_s", "rr_s", "af", "valid"])

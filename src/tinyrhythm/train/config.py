@@ -104,7 +104,7 @@ class TrainConfig:
                 raise TinyRhythmError(f"training setting 'dataset_weights': expected an object, got {self.dataset_weights!r}")
             for name, w in self.dataset_weights.items():
                 _check(f"dataset_weights.{name}", w, float, 0.0, None)
-        if self.lead is not None and not isinstance(self.lead, (str, int)) or isinstance(self.lead, bool):
+        if self.lead is not None and (isinstance(self.lead, bool) or not isinstance(self.lead, (str, int))):
             raise TinyRhythmError(f"training setting 'lead': expected an index or a name, got {self.lead!r}")
         for key in ("model", "task", "store", "init", "teacher"):
             if not isinstance(getattr(self, key), str):
