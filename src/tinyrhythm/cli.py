@@ -203,7 +203,7 @@ def cmd_predict(args) -> None:
         sys.stdout.flush()
 
 
-def cmd_monitor(args) -> None:
+def cmd_monitor(args) -> int | None:
     from .monitor import MonitorConfig, monitor
     from .monitor.evaluate import evaluate_episodes, read_reference
     from .monitor.output import write_outputs
@@ -213,10 +213,14 @@ def cmd_monitor(args) -> None:
     if args.out:
         check_output_dir(args.out)
         check_annotation_extension(args.ann_ext)
-    torch_threads(args.threads)
-    cfg = MonitorConfig(smoothing=args.smoothing, min_duration_s=args.min_duration,
+    if args.jobs < 1:
+        raise TinyRhythmError(f"--jobs must be at least 1, got {args.jobs}")
+    cfg = MonitorConfig(smoothing=args.smoothing, min_duration_s=args.min_duration, engine=args.engine,
                         **({"hop_s": args.hop} if args.hop is not None else {}))
-    r = monitor(args.record, args.model, fs=args.fs, lead=args.lead, cfg=cfg)
+    if len(args.record) > 1 or Path(args.record[0]).is_dir():
+        return _monitor_many(args, cfg)
+    torch_threads(args.threads)
+    r = monitor(args.record[0], args.model, fs=args.fs, lead=args.lead, cfg=cfg)
     ev = evaluate_episodes(r, read_reference(r, args.reference)) if args.reference else None
     written = write_outputs(r, args.out, args.ann_ext, ev) if args.out else []
     for note in r.notes:
@@ -230,6 +234,40 @@ def cmd_monitor(args) -> None:
         _print_json(obj)
         return
     _print_monitor(r, ev, written)
+
+
+def _monitor_many(args, cfg) -> int:
+    from .monitor.batch import BatchJob, find_recordings, monitor_many, write_summary
+
+    paths = find_recordings(args.record)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    job = BatchJob(str(args.model), args.fs, args.lead, cfg, args.out, args.ann_ext, args.reference)
+    rows = monitor_many(paths, job, jobs=args.jobs)
+    written = write_summary(rows, args.out) if args.out else []
+    for r in rows:
+        for note in r.get("warnings", []):
+            print(f"tinyrhythm: warning: {r['record']}: {note}", file=sys.stderr)
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+    else:
+        print(f"{'record':<24} {'hours':>6} {'AF burden':>9} {'episodes':>8} {'AF episodes':>11} {'longest AF s':>12} {'noise':>6}")
+        for r in rows:
+            if r["error"]:
+                print(f"{r['record']:<24} error: {r['error']}")
+                continue
+            print(f"{r['record']:<24} {r['duration_s'] / 3600:>6.2f} {r['af_burden']:>9.1%} {r['episodes']:>8} "
+                  f"{r['af_episodes']:>11} {r['longest_af_episode_s']:>12.0f} {r['noise_fraction']:>6.1%}")
+        ok = [r for r in rows if not r["error"]]
+        print(f"{len(ok)} of {len(rows)} recordings analysed, {sum(r['duration_s'] for r in ok) / 3600:.2f} h")
+        for p in written:
+            print(f"wrote {p}")
+    sys.stdout.flush()
+    failed = [r for r in rows if r["error"]]
+    for r in failed:
+        print(f"tinyrhythm: error: {r['error']}", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def _print_monitor(r, ev: dict | None, written) -> None:
@@ -499,19 +537,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("monitor", epilog=EXAMPLES["monitor"], formatter_class=argparse.RawDescriptionHelpFormatter,
                        help="rhythm over time of a long recording: episodes, AF burden, WFDB annotations")
-    p.add_argument("record", help="WFDB record (.hea/.dat), CinC .mat, or .csv/.npy with --fs")
+    p.add_argument("record", nargs="+", help="WFDB record (.hea/.dat), CinC .mat, EDF, or .csv/.npy with --fs; "
+                   "several records or folders: one summary (summary.csv and summary.jsonl with --out)")
     p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"run folder or zoo name (default: {DEFAULT_RHYTHM_MODEL})")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
     p.add_argument("--lead", default=None, help="lead index or name of a multi-lead record (default: the first)")
     p.add_argument("--hop", type=float, default=None, help="seconds between window decisions (default 2.048)")
     p.add_argument("--smoothing", default="hmm", choices=("none", "mean", "hmm"))
+    p.add_argument("--engine", default="onepass", choices=("onepass", "windows"),
+                   help="onepass: the network's trunk once over the recording (default, ~4x less work); "
+                        "windows: every window classified alone")
     p.add_argument("--min-duration", type=float, default=30.0, help="shortest episode kept, seconds (default 30)")
     p.add_argument("--reference", default=None, metavar="EXT",
                    help="evaluate against the record's reference rhythm annotations, e.g. atr")
     p.add_argument("--out", default=None, help="folder for the WFDB annotation, CSVs and JSON")
     p.add_argument("--ann-ext", default="tr", help="extension of the written WFDB annotation file (default tr)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--jobs", type=int, default=1, help="recordings analysed in parallel, one process and thread each (default 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (one line per recording for several)")
     p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("demo", epilog=EXAMPLES["demo"], formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -599,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "lead", None) is not None and str(args.lead).isdigit():
         args.lead = int(args.lead)
     try:
-        args.func(args)
+        rc = args.func(args)  # None, or a command's own exit code (2: some recordings of several failed)
     except TinyRhythmError as exc:
         print(f"tinyrhythm: error: {exc}", file=sys.stderr)
         return 2
@@ -611,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    return 0
+    return rc or 0
 
 
 if __name__ == "__main__":

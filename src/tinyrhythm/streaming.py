@@ -46,6 +46,10 @@ class StreamingClassifier:
         with torch.no_grad():
             return torch.softmax(self.lm.model(torch.from_numpy(wins).unsqueeze(1)), dim=1).numpy()
 
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """End of stream: every window was already returned by `push` (one-pass has some left)."""
+        return []
+
     def padded(self) -> list[tuple[int, np.ndarray]]:
         """At the end of a stream shorter than one window: that stream zero-padded to one window."""
         if self.next_start > 0 or not len(self.buf):

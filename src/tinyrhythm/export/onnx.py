@@ -49,6 +49,11 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, input_length: i
 
 
 def session(path: str | os.PathLike, threads: int = 1):
+    return session_from_bytes(str(path), path, threads)
+
+
+def session_from_bytes(model: bytes | str, path: str | os.PathLike, threads: int = 1):
+    """An ONNX Runtime session on one thread by default; `path` names the model in errors."""
     _require_onnx()
     import onnxruntime as ort
 
@@ -57,7 +62,7 @@ def session(path: str | os.PathLike, threads: int = 1):
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise DataError(path, f"not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from None
 
@@ -69,7 +74,12 @@ class OrtModule(torch.nn.Module):
     def __init__(self, path: str | os.PathLike, threads: int = 1):
         super().__init__()
         self.path = Path(path)
-        self.sess = session(path, threads)
+        try:
+            # Kept: the one-pass monitor cuts its trunk and head out of these same bytes.
+            self.model_bytes = self.path.read_bytes()
+        except OSError as exc:
+            raise DataError(path, f"cannot read ONNX model ({exc.strerror})") from None
+        self.sess = session_from_bytes(self.model_bytes, path, threads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.sess.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)})[0]

@@ -84,7 +84,7 @@ def holter_summary(result, rr: dict[str, np.ndarray] | None = None) -> dict:
     out["af_ventricular_rate"] = ({"mean_bpm": round(60.0 / float(r["rr_s"][af].mean()), 1),
                                    "max_bpm": round(float(a_bpm.max()), 1) if len(a_bpm) else None}
                                   if af.any() else None)
-    out["longest_af_episode_s"] = round(_longest_af(result.episodes), 3)
+    out["longest_af_episode_s"] = round(longest_af_episode(result.episodes), 3)
     out["hourly"] = _hourly(result, r)
     long_rr = v & (r["rr_s"] > PAUSE_S)
     if long_rr.any():
@@ -98,7 +98,7 @@ def holter_summary(result, rr: dict[str, np.ndarray] | None = None) -> dict:
     return out
 
 
-def _longest_af(episodes) -> float:
+def longest_af_episode(episodes) -> float:
     """Longest run of touching AF and flutter episodes (AF that turns into flutter is one episode)."""
     best, cur, end = 0.0, 0.0, None
     for e in episodes:

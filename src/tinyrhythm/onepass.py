@@ -1,0 +1,267 @@
+"""One convolution pass over a long signal: every hop-aligned window's decision from it.
+
+At a 2.048 s hop a 8.2 s window overlaps the next three, so classifying each window on
+its own passes every sample through the network four times. Here the convolutional
+trunk (everything before the head's flatten) runs once over the continuous signal, in
+chunks with enough context for its receptive field, and the head takes each window's
+slice of the trunk's output: a window starting at sample s (a multiple of the trunk's
+total stride) owns feature columns s/stride .. s/stride + T_final - 1.
+
+This is an approximation of the window-by-window path, measured, not an identity (README,
+"Monitoring"): a window classified alone sees zero padding at its edges and is
+normalised by its own scale, where the continuous pass sees the real neighbouring
+samples and a moving scale (the mean absolute conditioned signal over one window length
+centred on each sample). Measured on MITDB and Icentia11k recordings, `scripts/onepass_agreement.py`.
+
+The result does not depend on how the signal is pushed: each decision is made only once
+the samples its receptive field reaches are in (or the stream has ended), and the recording's
+ends are treated as the ends of one continuous pass (tests/test_onepass.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import TinyRhythmError
+from .export.onnx import OrtModule
+from .models.cnn import SameConv1d, TinyRhythmCNN, same_pad
+
+
+def _moving_mean(x: np.ndarray, half: int) -> np.ndarray:
+    """Centred mean over 2*half+1 samples, fewer at the ends (AvgPool's count_include_pad=False)."""
+    n, w = len(x), 2 * half + 1
+    c = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
+    if n < w:
+        i = np.arange(n)
+        lo, hi = np.maximum(i - half, 0), np.minimum(i + half + 1, n)
+        return (c[hi] - c[lo]) / (hi - lo)
+    out = np.empty(n)
+    out[half: n - half] = (c[w:] - c[:-w]) / w
+    k = np.arange(half)
+    out[:half] = c[half + 1 + k] / (half + 1 + k)
+    out[n - half:] = (c[n] - c[n - 2 * half + k]) / (2 * half - k)
+    return out
+
+
+class _Conditioning:
+    """The model's input conditioning with a moving scale instead of one scale per window."""
+
+    def __init__(self, kernel: int, stages: int, floor: float, scale_length: int):
+        self.half, self.stages, self.floor, self.scale_half = kernel // 2, stages, floor, scale_length // 2
+
+    @property
+    def margin(self) -> int:
+        return self.stages * self.half + self.scale_half
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y = x.astype(np.float64)
+        for _ in range(self.stages):
+            y = y - _moving_mean(y, self.half)
+        scale = np.maximum(_moving_mean(np.abs(y), self.scale_half), self.floor)
+        return (y / scale).astype(np.float32)
+
+
+class _Identity:
+    margin = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x.astype(np.float32, copy=False)
+
+
+class _TorchTrunk:
+    """The float CNN family: its own layers run over any length with the window's padding."""
+
+    def __init__(self, model: TinyRhythmCNN, length: int):
+        self.m, cfg = model, model.config
+        self.pads = {}
+        scale, reach, n = 1, 0, length
+        for mod in model.modules():  # definition order is execution order in this family
+            if isinstance(mod, SameConv1d):
+                st = mod.stride[0]
+                self.pads[mod] = mod.fixed_pad or same_pad(n, mod.kernel_size[0], st)
+                reach += (max(self.pads[mod]) + st) * scale
+                if st > 1:
+                    scale, n = scale * st, math.ceil(n / st)
+        self.stride, self.reach, self.columns = scale, reach, model.final_length
+        c = model.condition
+        self.conditioning = _Conditioning(c.kernel, c.stages, c.floor, length) if c is not None else _Identity()
+
+    def _conv(self, mod: SameConv1d, x: torch.Tensor) -> torch.Tensor:
+        return F.conv1d(F.pad(x, self.pads[mod]), mod.weight, mod.bias, mod.stride)
+
+    @torch.no_grad()
+    def trunk(self, x: np.ndarray) -> np.ndarray:
+        m = self.m
+        h = torch.from_numpy(x)[None, None]
+        h = F.relu(m.stem_bn(self._conv(m.stem, h)))
+        h = h + self._conv(m.first_conv2, F.relu(m.first_bn(self._conv(m.first_conv1, h))))
+        for b in m.blocks:
+            short = F.max_pool1d(h, b.stride, b.stride, ceil_mode=True) if b.stride > 1 else h
+            if b.extra_channels:
+                short = F.pad(short, (0, 0, 0, b.extra_channels))
+            y = self._conv(b.conv1, F.relu(b.bn1(h)))
+            h = self._conv(b.conv2, F.relu(b.bn2(y))) + short
+        return F.relu(m.head_bn(h))[0].numpy()
+
+    @torch.no_grad()
+    def head(self, feats: np.ndarray) -> np.ndarray:
+        f = torch.from_numpy(feats)
+        f = f.mean(dim=-1) if self.m.config.head == "gap" else torch.flatten(f, 1)
+        return self.m.fc(f).numpy()
+
+
+class _OrtTrunk:
+    """An exported ONNX model (float or int8 QDQ) cut in two at the head's flatten: the
+    trunk with a free time axis, and the head. The conditioning ops in front of the first
+    QuantizeLinear (or the first Conv) are replaced by the moving-scale version."""
+
+    def __init__(self, model: OrtModule, length: int):
+        import onnx
+        import onnx.utils
+
+        from .export.onnx import session_from_bytes
+
+        g = onnx.shape_inference.infer_shapes(onnx.load_from_string(model.model_bytes))
+        nodes = list(g.graph.node)
+        flat = [n for n in nodes if n.op_type in ("Reshape", "Flatten")]
+        if len(flat) != 1:
+            raise TinyRhythmError(f"{model.path.name}: one-pass needs a flatten head (found {len(flat)} Reshape/Flatten nodes)")
+        feat = flat[0].input[0]
+        graph_in = g.graph.input[0].name
+        inits = {i.name: i for i in g.graph.initializer}
+        # The trunk starts at the first activation an int8 graph quantizes (or a float graph convolves).
+        start = next(n.input[0] for n in nodes if n.op_type in ("QuantizeLinear", "Conv") and n.input[0] not in inits)
+        pools = [n for n in nodes if n.op_type == "AveragePool"]
+        if pools:
+            clip = [n for n in nodes if n.op_type == "Clip" and len(n.input) > 1 and n.input[1] in inits]
+            if len(clip) != 1:
+                raise TinyRhythmError(f"{model.path.name}: unrecognised input conditioning for one-pass")
+            floor = float(onnx.numpy_helper.to_array(inits[clip[0].input[1]]))
+            kernel = int(onnx.helper.get_attribute_value(next(a for a in pools[0].attribute if a.name == "kernel_shape"))[0])
+            self.conditioning = _Conditioning(kernel, len(pools), floor, length)
+        elif start == graph_in:
+            self.conditioning = _Identity()
+        else:
+            raise TinyRhythmError(f"{model.path.name}: unrecognised input conditioning for one-pass")
+        ex = onnx.utils.Extractor(g)
+        trunk = ex.extract_model([start], [feat])
+        del trunk.graph.value_info[:]
+        for v in (*trunk.graph.input, *trunk.graph.output):
+            dims = v.type.tensor_type.shape.dim
+            dims[0].dim_param, dims[-1].dim_param = "batch", "time"
+        head = ex.extract_model([feat], [g.graph.output[0].name])
+        self.trunk_sess = session_from_bytes(trunk.SerializeToString(), model.path)
+        self.head_sess = session_from_bytes(head.SerializeToString(), model.path)
+        self.start, self.feat = start, feat
+        scale, reach = 1, 0
+        for n in nodes:  # an upper bound on the receptive field: every Conv and pool on one path
+            if n.op_type not in ("Conv", "MaxPool"):
+                continue
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+            st = int(attrs.get("strides", [1])[0])
+            reach += (max(list(attrs.get("pads", [0, 0])) + [attrs["kernel_shape"][0]]) + st) * scale
+            if n.op_type == "Conv" and st > 1:
+                scale *= st
+        probe = self.trunk_sess.run(None, {start: np.zeros((1, 1, length), np.float32)})[0]
+        self.stride, self.reach, self.columns = scale, reach, probe.shape[-1]
+
+    def trunk(self, x: np.ndarray) -> np.ndarray:
+        return self.trunk_sess.run(None, {self.start: x[None, None]})[0][0]
+
+    def head(self, feats: np.ndarray) -> np.ndarray:
+        return np.asarray(self.head_sess.run(None, {self.feat: np.ascontiguousarray(feats)})[0], np.float32)
+
+
+def supports(lm) -> bool:
+    """Whether a loaded model can run one-pass (the CNN family in PyTorch float or ONNX)."""
+    m = lm.model
+    if isinstance(m, TinyRhythmCNN):
+        return True
+    return isinstance(m, OrtModule)
+
+
+def _backend(lm):
+    if isinstance(lm.model, TinyRhythmCNN):
+        return _TorchTrunk(lm.model, lm.input_length)
+    if isinstance(lm.model, OrtModule):
+        return _OrtTrunk(lm.model, lm.input_length)
+    raise TinyRhythmError(f"{lm.name}: one-pass monitoring runs the CNN family in PyTorch float or ONNX, "
+                          f"not {type(lm.model).__name__}; use the window engine")
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class OnePassClassifier:
+    """Push samples (at the model's rate) in any chunks; get (start, probabilities) for every
+    window at 0, hop, 2*hop, ... once its receptive field is in; `finish()` at the end."""
+
+    def __init__(self, lm, hop: int | None = None):
+        self.lm, self.length = lm, lm.input_length
+        self.hop = hop or self.length // 2
+        self.b = _backend(lm)
+        st = self.b.stride
+        if self.hop % st:
+            raise TinyRhythmError(f"one-pass needs a hop that is a multiple of {st} samples, got {self.hop}")
+        # Context each side, on the stride grid: the trunk's reach plus the conditioning's.
+        self.trunk_margin = math.ceil(self.b.reach / st) * st
+        self.margin = self.trunk_margin + self.b.conditioning.margin
+        self.buf = np.zeros(0, np.float32)
+        self.base = 0  # stream index of buf[0]
+        self.total = 0
+        self.next_start = 0
+        self.emitted = 0
+
+    def push(self, samples) -> list[tuple[int, np.ndarray]]:
+        x = np.asarray(samples, np.float32).ravel()
+        if not np.isfinite(x).all():
+            raise TinyRhythmError("stream contains NaN or infinite samples")
+        self.buf = np.concatenate([self.buf, x])
+        self.total += len(x)
+        return self._emit(self.total - self.margin, final=False)
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """The windows whose right context the stream's end cut off (and nothing for a stream
+        shorter than one window: `padded()`)."""
+        return self._emit(self.total, final=True)
+
+    def padded(self) -> list[tuple[int, np.ndarray]]:
+        """A stream shorter than one window: that stream zero-padded to one window, as the window path does."""
+        if self.emitted or not self.total:
+            return []
+        win = np.pad(self.buf, (0, self.length - len(self.buf)))[None, None]
+        with torch.no_grad():
+            return [(0, torch.softmax(self.lm.model(torch.from_numpy(win)), dim=1).numpy()[0])]
+
+    def _emit(self, limit: int, final: bool) -> list[tuple[int, np.ndarray]]:
+        """Every window ending at or before `limit` (the samples after it are context)."""
+        starts = []
+        s = self.next_start
+        while s + self.length <= min(limit, self.total):
+            starts.append(s)
+            s += self.hop
+        if not starts:
+            return []
+        a = max(self.base, starts[0] - self.margin)
+        b = self.total if final else starts[-1] + self.length + self.margin
+        cond = self.b.conditioning(self.buf[a - self.base: b - self.base])
+        # The trunk's input begins trunk_margin before the first window (or at the recording's start).
+        c0 = max(a, starts[0] - self.trunk_margin) if a > 0 else 0
+        c1 = b if final else b - self.b.conditioning.margin
+        feats = self.b.trunk(np.ascontiguousarray(cond[c0 - a: c1 - a]))
+        cols = self.b.columns
+        idx = np.array([(s0 - c0) // self.b.stride for s0 in starts])
+        wins = np.stack([feats[:, i: i + cols] for i in idx])
+        probs = _softmax(self.b.head(wins))
+        self.next_start = s
+        self.emitted += len(starts)
+        keep = max(0, self.next_start - self.margin - self.base)
+        if keep:
+            self.buf, self.base = self.buf[keep:], self.base + keep
+        return list(zip(starts, probs))

@@ -1,0 +1,142 @@
+"""The one-pass engine: agreement with window-by-window decisions on real records, chunking,
+fallbacks, and the many-recordings monitor with a corrupt record among good ones."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import DATA, ICENTIA_P0, copy_record, run_cli
+from tinyrhythm.datasets.stream import open_stream
+from tinyrhythm.inference import load_model
+from tinyrhythm.monitor import MonitorConfig, monitor
+from tinyrhythm.monitor.batch import output_names
+from tinyrhythm.onepass import OnePassClassifier, _moving_mean
+from tinyrhythm.streaming import batch_decisions
+from tinyrhythm.windows.resample import resample
+
+MITDB = DATA / "mitdb"
+
+
+@pytest.fixture(scope="module")
+def int8():
+    return load_model("rhythm-cnn3-int8")
+
+
+@pytest.fixture(scope="module")
+def float_model():
+    return load_model("rhythm-cnn3")
+
+
+def _model_rate(path, lm):
+    s = open_stream(path)
+    return resample(s.read(0, s.declared_samples), s.fs, lm.fs).astype(np.float32)
+
+
+def _push(lm, x, chunk):
+    oc = OnePassClassifier(lm, 128)
+    out = []
+    for i in range(0, len(x), chunk):
+        out += oc.push(x[i:i + chunk])
+    out += oc.finish()
+    return np.array([s for s, _ in out]), np.stack([p for _, p in out])
+
+
+@pytest.mark.parametrize("name", ["int8", "float_model"])
+def test_one_pass_follows_window_decisions_on_real_records(name, request):
+    """Measured on all 43 shared MITDB records and 7 Icentia11k segments by
+    scripts/onepass_agreement.py (README "Monitoring"); these records are the hard ones (AF)."""
+    lm = request.getfixturevalue(name)
+    agree, n = 0, 0
+    for rec in (MITDB / "203.hea", MITDB / "222.hea", ICENTIA_P0 / "p00000_s15.hea"):
+        x = _model_rate(rec, lm)
+        ref = batch_decisions(lm, x, 128)
+        starts, probs = _push(lm, x, 37_500)
+        assert list(starts) == [s for s, _ in ref]  # the same windows, in order
+        a = np.stack([p for _, p in ref]).argmax(1) == probs.argmax(1)
+        assert a.mean() >= 0.95, (rec.name, a.mean())
+        agree, n = agree + a.sum(), n + len(a)
+        w = monitor(rec, lm, cfg=MonitorConfig(engine="windows", beats=False))
+        o = monitor(rec, lm, cfg=MonitorConfig(engine="onepass", beats=False))
+        assert np.mean(np.array(w.labels) == np.array(o.labels)) >= 0.99
+        assert abs(w.summary["af_burden"] - o.summary["af_burden"]) <= 0.005
+    assert agree / n >= 0.975
+
+
+@pytest.mark.parametrize("name,exact", [("int8", True), ("float_model", False)])
+def test_chunk_sizes_change_nothing(name, exact, request):
+    lm = request.getfixturevalue(name)
+    x = _model_rate(MITDB / "222.hea", lm)[: 62_500]
+    s0, p0 = _push(lm, x, len(x))
+    for chunk in (37_500, 4_999, 513, 128, 61):
+        s, p = _push(lm, x, chunk)
+        assert (s == s0).all()
+        if exact:  # integer arithmetic after the same float conditioning: bit for bit
+            np.testing.assert_array_equal(p, p0)
+        else:
+            np.testing.assert_allclose(p, p0, atol=1e-5)
+
+
+def test_monitor_engine_and_fallbacks(int8, tmp_path):
+    rec = MITDB / "100.hea"
+    # A hop that is no multiple of the trunk's stride (62 samples) falls back, and says so.
+    r = monitor(rec, int8, cfg=MonitorConfig(hop_s=1.0, beats=False))
+    assert any("windows engine used" in n for n in r.notes)
+    r = monitor(rec, int8, cfg=MonitorConfig(beats=False))
+    assert r.config.engine == "onepass" and not r.notes
+    # A stream shorter than one window: that stream zero-padded, one decision.
+    x = _model_rate(rec, int8)[:300]
+    oc = OnePassClassifier(int8, 128)
+    assert oc.push(x) == [] and oc.finish() == []
+    (start, p), = oc.padded()
+    assert start == 0 and p.shape == (3,) and abs(p.sum() - 1) < 1e-5
+
+
+def test_moving_mean_matches_the_definition():
+    x = np.random.default_rng(0).normal(size=700)
+    for half in (0, 3, 256, 349, 350, 500):
+        i = np.arange(len(x))
+        want = [x[max(0, j - half): j + half + 1].mean() for j in i]
+        np.testing.assert_allclose(_moving_mean(x, half), want, rtol=1e-12, atol=1e-12)
+
+
+def test_output_names_are_unique():
+    from pathlib import Path
+
+    paths = [Path("a/p00/s00.hea"), Path("a/p01/s00.hea"), Path("b/x y.hea")]
+    assert output_names(paths) == ["a_p00_s00", "a_p01_s00", "x_y"]
+
+
+def test_monitor_folder_with_a_corrupt_record(tmp_path):
+    folder = tmp_path / "recs"
+    for r in ("100", "203"):
+        copy_record(MITDB / r, folder)
+    bad = copy_record(MITDB / "101", folder)
+    (folder / "101.hea").write_text("101 1 360 650000\nthis is not a signal line\n")
+    out = tmp_path / "out"
+    proc = run_cli("monitor", folder, "--out", out, "--jobs", "2", "--model", "rhythm-cnn3-int8")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("tinyrhythm: error:")] and "101" in proc.stderr
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert [r["record"] for r in rows] == ["100", "101", "203"]
+    assert rows[1]["error"] and not rows[0]["error"] and not rows[2]["error"]
+    assert float(rows[2]["af_burden"]) > 0.5 and int(rows[2]["af_episodes"]) >= 1
+    assert float(rows[2]["longest_af_episode_s"]) > 60 and float(rows[0]["af_burden"]) < 0.02
+    lines = [json.loads(x) for x in (out / "summary.jsonl").read_text().splitlines()]
+    assert [x["record"] for x in lines] == ["100", "101", "203"] and lines[1]["af_burden"] is None
+    # Each good record's usual outputs, as a single-record run writes them.
+    for r in ("100", "203"):
+        one = json.loads((out / f"{r}_monitor.json").read_text())
+        assert one["af_burden"] == float(next(x for x in rows if x["record"] == r)["af_burden"])
+        assert (out / f"{r}.tr").is_file() and (out / f"{r}_episodes.csv").is_file()
+    assert not (out / "101_monitor.json").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    # --json: one line per recording; the same numbers with one job.
+    shutil.rmtree(out)
+    proc = run_cli("monitor", folder / "100.hea", folder / "203.hea", "--json", "--model", "rhythm-cnn3-int8", check=0)
+    lines2 = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [x["af_burden"] for x in lines2] == [lines[0]["af_burden"], lines[2]["af_burden"]]
+    assert bad.name == "101"
