@@ -28,7 +28,7 @@ from tinyrhythm.datasets import load_noise, open_dataset
 from tinyrhythm.datasets.nstdb import FS as NSTDB_FS
 from tinyrhythm.evaluate.metrics import classification_report
 from tinyrhythm.inference import load_model
-from tinyrhythm.monitor.analyse import monitor
+from tinyrhythm.monitor.analyse import MonitorConfig, monitor
 from tinyrhythm.monitor.evaluate import evaluate_episodes, reference_episodes
 from tinyrhythm.train.loop import predict_proba
 from tinyrhythm.windows.resample import resample
@@ -77,10 +77,10 @@ def pooled(rows: list[dict]) -> dict:
     }
 
 
-def _score(lm, signal: np.ndarray, fs: float, zones, tmp: Path) -> dict:
+def _score(lm, signal: np.ndarray, fs: float, zones, tmp: Path, engine: str | None = None) -> dict:
     path = tmp / "rec.npy"
     np.save(path, signal.astype(np.float32), allow_pickle=False)
-    res = monitor(path, lm, fs=fs)
+    res = monitor(path, lm, fs=fs, cfg=MonitorConfig(engine=engine) if engine else None)
     ev = evaluate_episodes(res, reference_episodes(zones, fs))
     ev["non_af_h"] = (ev["reference_rhythm_s"] - ev["af_tp_s"] - ev["af_fn_s"]) / 3600
     return ev
@@ -93,10 +93,10 @@ def test_records(name: str, split: str = "test"):
             yield from ds.records(patient)
 
 
-def long_records(lm, tmp: Path) -> dict:
+def long_records(lm, tmp: Path, split: str = "test", engine: str | None = None) -> dict:
     out = {}
     for name in LONG:
-        rows = [_score(lm, r.signal, r.fs, r.zones, tmp) for r in test_records(name)]
+        rows = [_score(lm, r.signal, r.fs, r.zones, tmp, engine) for r in test_records(name, split)]
         if rows:
             out[name] = pooled(rows)
     return out

@@ -8,6 +8,11 @@ duration-weighted AF F1 against them (the question being whether the approximati
 accuracy, not which engine is right).
 
     python scripts/onepass_agreement.py [--model rhythm-cnn3-int8] [--limit N]
+    python scripts/onepass_agreement.py --validation --model rhythm-cnn1 ...
+
+--validation instead scores both engines against the reference rhythm of the long records'
+validation patients (scripts/cross_dataset.py's long-record figures, split 'val'): the data a
+model card's `monitor_engine` is chosen on.
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ def main() -> None:
     ap.add_argument("--model", nargs="+", default=["rhythm-cnn3-int8", "rhythm-cnn3"])
     ap.add_argument("--data", default=os.environ.get("TINYRHYTHM_DATA", "../shared/data"))
     ap.add_argument("--limit", type=int, default=0, help="first N records of each source (0: all)")
+    ap.add_argument("--validation", action="store_true", help="both engines' long-record figures on validation patients")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.validation:
+        return validation(args.model)
     root = Path(args.data)
     sources = {"mitdb": sorted((root / "mitdb").glob("*.hea")),
                "icentia11k": sorted((root / "icentia11k" / "wfdb").glob("p*/p*/*.hea"))}
@@ -78,6 +86,26 @@ def main() -> None:
             print(f"{src:<11} {len(recs):>7} {hours:>6.1f} {raw / n:>10.4f} {lab / n:>12.4f} {worst:>8.4f} "
                   f"{dburden:>14.4f} {f1(tp['windows']):>14} {f1(tp['onepass']):>14} {secs['windows']:>10.1f} "
                   f"{secs['onepass']:>10.1f}", flush=True)
+
+
+def validation(names: list[str]) -> None:
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from cross_dataset import long_records
+
+    keys = ("records", "af_f1_per_second", "episode_sensitivity", "episode_ppv", "mean_abs_burden_error",
+            "false_af_min_per_hour")
+    print(f"{'model':<18} {'engine':<8} {'dataset':<9} " + " ".join(f"{k:>22}" for k in keys))
+    for name in names:
+        lm = load_model(name)
+        for engine in ("windows", "onepass"):
+            with tempfile.TemporaryDirectory() as d:
+                res = long_records(lm, Path(d), split="val", engine=engine)
+            for ds, r in res.items():
+                print(f"{name:<18} {engine:<8} {ds:<9} " + " ".join(f"{'' if r[k] is None else r[k]:>22}" for k in keys),
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,10 @@ def test_monitor_engine_and_fallbacks(int8, tmp_path):
     r = monitor(rec, int8, cfg=MonitorConfig(hop_s=1.0, beats=False))
     assert any("windows engine used" in n for n in r.notes)
     r = monitor(rec, int8, cfg=MonitorConfig(beats=False))
-    assert r.config.engine == "onepass" and not r.notes
+    assert r.engine == "onepass" and r.to_json()["engine"] == "onepass" and not r.notes
+    # "auto" follows the card: rhythm-cnn1's one-pass decisions agree too little with its windows.
+    assert monitor(rec, "rhythm-cnn1", cfg=MonitorConfig(beats=False)).engine == "windows"
+    assert monitor(rec, "rhythm-cnn1", cfg=MonitorConfig(beats=False, engine="onepass")).engine == "onepass"
     # A stream shorter than one window: that stream zero-padded, one decision.
     x = _model_rate(rec, int8)[:300]
     oc = OnePassClassifier(int8, 128)

@@ -544,9 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lead", default=None, help="lead index or name of a multi-lead record (default: the first)")
     p.add_argument("--hop", type=float, default=None, help="seconds between window decisions (default 2.048)")
     p.add_argument("--smoothing", default="hmm", choices=("none", "mean", "hmm"))
-    p.add_argument("--engine", default="onepass", choices=("onepass", "windows"),
-                   help="onepass: the network's trunk once over the recording (default, ~4x less work); "
-                        "windows: every window classified alone")
+    p.add_argument("--engine", default="auto", choices=("auto", "onepass", "windows"),
+                   help="onepass: the network's trunk once over the recording (~3x faster); windows: every window "
+                        "classified alone; auto (default): the model card's choice (one-pass for rhythm-cnn3, "
+                        "rhythm-cnn3-int8, rhythm-cnn5), else windows")
     p.add_argument("--min-duration", type=float, default=30.0, help="shortest episode kept, seconds (default 30)")
     p.add_argument("--reference", default=None, metavar="EXT",
                    help="evaluate against the record's reference rhythm annotations, e.g. atr")

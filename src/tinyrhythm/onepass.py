@@ -123,6 +123,7 @@ class _OrtTrunk:
         import onnx
         import onnx.utils
 
+        from .export.c import conditioning_prefix
         from .export.onnx import session_from_bytes
 
         g = onnx.shape_inference.infer_shapes(onnx.load_from_string(model.model_bytes))
@@ -131,19 +132,14 @@ class _OrtTrunk:
         if len(flat) != 1:
             raise TinyRhythmError(f"{model.path.name}: one-pass needs a flatten head (found {len(flat)} Reshape/Flatten nodes)")
         feat = flat[0].input[0]
-        graph_in = g.graph.input[0].name
-        inits = {i.name: i for i in g.graph.initializer}
-        # The trunk starts at the first activation an int8 graph quantizes (or a float graph convolves).
+        inits = {i.name for i in g.graph.initializer}
+        # The trunk starts at the first activation an int8 graph quantizes (or a float graph convolves),
+        # after the float conditioning ops, which the moving-scale version replaces.
         start = next(n.input[0] for n in nodes if n.op_type in ("QuantizeLinear", "Conv") and n.input[0] not in inits)
-        pools = [n for n in nodes if n.op_type == "AveragePool"]
-        if pools:
-            clip = [n for n in nodes if n.op_type == "Clip" and len(n.input) > 1 and n.input[1] in inits]
-            if len(clip) != 1:
-                raise TinyRhythmError(f"{model.path.name}: unrecognised input conditioning for one-pass")
-            floor = float(onnx.numpy_helper.to_array(inits[clip[0].input[1]]))
-            kernel = int(onnx.helper.get_attribute_value(next(a for a in pools[0].attribute if a.name == "kernel_shape"))[0])
-            self.conditioning = _Conditioning(kernel, len(pools), floor, length)
-        elif start == graph_in:
+        cond = conditioning_prefix(g)
+        if cond is not None and cond["output"] == start:
+            self.conditioning = _Conditioning(cond["kernel"], cond["stages"], cond["floor"], length)
+        elif cond is None and start == g.graph.input[0].name:
             self.conditioning = _Identity()
         else:
             raise TinyRhythmError(f"{model.path.name}: unrecognised input conditioning for one-pass")

@@ -28,6 +28,9 @@ from .holter import holter_summary, rr_intervals
 from .quality import unreadable_mask
 
 
+ENGINES = ("auto", "onepass", "windows")
+
+
 @dataclass
 class MonitorConfig:
     hop_s: float = 2.048  # 128 samples at 62.5 Hz: a decision every ~2 s
@@ -39,9 +42,11 @@ class MonitorConfig:
     max_unreadable: float = 0.5  # window or segment share of unreadable samples that makes it UNREADABLE
     chunk_s: float = 600.0  # ~290 windows per model call at the default hop: near the fastest batch on one core
     beats: bool = True  # R peaks, heart rate, RR intervals and pauses (monitor.beats, monitor.holter)
-    # "onepass": the trunk once over the recording (tinyrhythm.onepass, ~4x less work at the
-    # default hop); "windows": every window classified alone. Agreement measured in the README.
-    engine: str = "onepass"
+    # "onepass": the trunk once over the recording (tinyrhythm.onepass, ~3x faster at the
+    # default hop); "windows": every window classified alone; "auto": the model card's
+    # `monitor_engine` (chosen per model by its agreement with the window path, README
+    # "Monitoring"), else windows.
+    engine: str = "auto"
 
 
 @dataclass
@@ -65,6 +70,7 @@ class MonitorResult:
     notes: list[str] = field(default_factory=list)
     beats: np.ndarray | None = None  # R-peak sample indices at `fs` (None: not detected)
     start_time: str | None = None  # clock time of the first sample, where the file says it
+    engine: str = "windows"  # the engine that made the decisions ("auto" resolved)
 
     @functools.cached_property
     def rr(self) -> dict[str, np.ndarray]:
@@ -80,7 +86,7 @@ class MonitorResult:
     def to_json(self) -> dict:
         return {
             "record": self.record, "fs": self.fs, "duration_s": round(self.duration_s, 3),
-            "lead": self.lead, "model": self.model, "task": self.task,
+            "lead": self.lead, "model": self.model, "task": self.task, "engine": self.engine,
             "af_burden": round(self.summary["af_burden"], 4),
             "noise_fraction": round(self.summary["noise_fraction"], 4),
             "unreadable_fraction": round(self.summary["unreadable_fraction"], 4),
@@ -101,8 +107,8 @@ def _check(cfg: MonitorConfig, lm: LoadedModel) -> int:
         raise TinyRhythmError(f"--hop must lie in {1 / lm.fs:.3f}..{lm.input_length / lm.fs:.2f} s for {lm.name}, got {cfg.hop_s}")
     if not 0 < cfg.max_unreadable <= 1:
         raise TinyRhythmError(f"max_unreadable must lie in (0, 1], got {cfg.max_unreadable}")
-    if cfg.engine not in ("onepass", "windows"):
-        raise TinyRhythmError(f"--engine must be onepass or windows, got {cfg.engine!r}")
+    if cfg.engine not in ENGINES:
+        raise TinyRhythmError(f"--engine must be one of {', '.join(ENGINES)}, got {cfg.engine!r}")
     if cfg.min_duration_s < 0:
         raise TinyRhythmError(f"--min-duration must be >= 0, got {cfg.min_duration_s}")
     return hop
@@ -111,6 +117,8 @@ def _check(cfg: MonitorConfig, lm: LoadedModel) -> int:
 def classifier(lm: LoadedModel, hop: int, engine: str, notes: list[str]):
     """The engine's push/finish classifier; one-pass falls back to windows (with a note)
     for a model or hop it cannot run."""
+    if engine == "auto":
+        engine = (lm.meta.get("card") or lm.meta).get("monitor_engine", "windows")
     if engine == "onepass":
         if not supports(lm):
             notes.append(f"one-pass engine not available for {lm.name} ({type(lm.model).__name__}): windows engine used")
@@ -124,7 +132,7 @@ def classifier(lm: LoadedModel, hop: int, engine: str, notes: list[str]):
 
 def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorConfig, beats: list | None = None):
     """(window starts in model samples, probabilities [n, classes], unreadable share per window,
-    per-model-sample unreadable mask, model-rate length). With a `beats` list, the R peaks
+    per-model-sample unreadable mask, model-rate length, engine used). With a `beats` list, the R peaks
     of each chunk (sample indices at the recording's rate) are appended to it."""
     r = ratio(stream.fs, lm.fs)
     step = r.denominator  # chunk edges on a common grid of both rates: no drift between chunks
@@ -164,7 +172,7 @@ def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorCo
         share = np.concatenate([view[starts[i:i + 4096]].mean(1) for i in range(0, len(starts), 4096)])
     else:
         share = np.array([bad_model.mean()])
-    return starts, probs, share, bad_model, n_model
+    return starts, probs, share, bad_model, n_model, "onepass" if isinstance(sc, OnePassClassifier) else "windows"
 
 
 def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None = None, lead: int | str | None = None,
@@ -174,7 +182,7 @@ def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None 
     hop = _check(cfg, lm)
     stream = open_stream(path, fs, lead)
     beats = [] if cfg.beats else None
-    starts, probs, win_bad, bad_model, n_model = window_probs(stream, lm, hop, cfg, beats)
+    starts, probs, win_bad, bad_model, n_model, engine = window_probs(stream, lm, hop, cfg, beats)
     L = lm.input_length
     # Segment i: the hop around window i's centre; the first and last stretch to the ends.
     centres = starts + L // 2
@@ -207,5 +215,5 @@ def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None 
         model=lm.name, task=lm.task, classes=list(lm.classes), config=cfg, episodes=episodes, summary=burden(episodes),
         bounds=bounds, labels=labels, probs=probs, unreadable=unreadable, notes=list(stream.notes),
         beats=np.concatenate(beats) if beats else (np.zeros(0, np.int64) if cfg.beats else None),
-        start_time=stream.start_time,
+        start_time=stream.start_time, engine=engine,
     )
