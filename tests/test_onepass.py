@@ -13,7 +13,7 @@ from tinyrhythm.datasets.stream import open_stream
 from tinyrhythm.inference import load_model
 from tinyrhythm.monitor import MonitorConfig, monitor
 from tinyrhythm.monitor.batch import output_names
-from tinyrhythm.onepass import OnePassClassifier, _moving_mean
+from tinyrhythm.onepass import OnePassClassifier, _Conditioning
 from tinyrhythm.streaming import batch_decisions
 from tinyrhythm.windows.resample import resample
 
@@ -97,12 +97,20 @@ def test_monitor_engine_and_fallbacks(int8, tmp_path):
     assert start == 0 and p.shape == (3,) and abs(p.sum() - 1) < 1e-5
 
 
-def test_moving_mean_matches_the_definition():
-    x = np.random.default_rng(0).normal(size=700)
-    for half in (0, 3, 256, 349, 350, 500):
-        i = np.arange(len(x))
-        want = [x[max(0, j - half): j + half + 1].mean() for j in i]
-        np.testing.assert_allclose(_moving_mean(x, half), want, rtol=1e-12, atol=1e-12)
+def test_conditioning_matches_the_window_conditioning_inside_a_window():
+    """Away from the scale's reach the continuous conditioning is the model's own, up to the uV rounding."""
+    import torch
+
+    from tinyrhythm.models.cnn import InputConditioning
+
+    x = _model_rate(MITDB / "203.hea", load_model("rhythm-cnn3"))[:4000] + 5.0  # a 5 mV offset removed too
+    got = _Conditioning(25, 2, 0.005, 513)(x)
+    seg = x[1000:1513]
+    want = InputConditioning(25, 0.005, 2)(torch.from_numpy(seg)[None, None])[0, 0].numpy()
+    mid = slice(200, 313)  # where the moving scale's window is the segment itself, give or take 56 samples
+    np.testing.assert_allclose(got[1000:1513][mid], want[mid], rtol=0.05, atol=0.05)
+    flat = _Conditioning(25, 2, 0.005, 513)(np.full(2000, 3.0, np.float32))
+    assert not flat.any()  # a flat line stays flat (any offset)
 
 
 def test_output_names_are_unique():
@@ -143,3 +151,28 @@ def test_monitor_folder_with_a_corrupt_record(tmp_path):
     lines2 = [json.loads(x) for x in proc.stdout.splitlines()]
     assert [x["af_burden"] for x in lines2] == [lines[0]["af_burden"], lines[2]["af_burden"]]
     assert bad.name == "101"
+
+
+@pytest.mark.parametrize("name", ["rhythm-cnn3-int8", "cnn3-int8"])
+def test_c_onepass_stream_is_bit_exact_with_python(name, tmp_path):
+    """tr_onepass.c, pushed in random chunks, gives the Python one-pass scores bit for bit on
+    real ECG (a conditioned and an unconditioned int8 model), at a quarter of the window's MACs."""
+    from tinyrhythm.export.c_onepass import generate_onepass, run_onepass, scores_from_logits
+    from tinyrhythm.onepass import logits
+
+    if not shutil.which("gcc"):
+        pytest.skip("no C compiler")
+    lm = load_model(name)
+    x = _model_rate(MITDB / "203.hea", lm)[: 37_500]  # 10 minutes with AF
+    info = generate_onepass(lm.model.path, tmp_path, lm.input_length, 128)
+    assert info["macs_per_decision"] * 3.9 < info["window_macs"]
+    for seed in (1, 7):
+        starts, scores, _ = run_onepass(tmp_path, x, seed)
+        py_starts, py_logits = logits(lm, x, 128)
+        assert len(starts) >= len(py_starts) - 6 and (starts == py_starts[: len(starts)]).all()
+        py = scores_from_logits(py_logits[: len(starts)], info["output_scale"], info["output_zero_point"])
+        np.testing.assert_array_equal(scores, py)
+    # The decisions are those of the monitor's one-pass engine (softmax of the same scores).
+    probs = OnePassClassifier(lm, 128)
+    d = probs.push(x) + probs.finish()
+    assert (np.stack([p for _, p in d])[: len(scores)].argmax(1) == scores.argmax(1)).all()

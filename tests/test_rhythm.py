@@ -238,6 +238,10 @@ def test_c_build_of_a_conditioned_model_matches_onnx_runtime(tmp_path):
     c = report["c"]
     assert c["conditioning"] == {"kernel": 25, "stages": 2, "floor_mv": pytest.approx(0.005)}
     assert c["class_agreement_with_onnx_int8"] == 1.0 and c["max_score_diff_steps"] == 0
+    # The one-pass stream: the Python one-pass scores bit for bit, a quarter of the MACs per decision.
+    o = c["onepass"]
+    assert o["max_score_diff_steps"] == 0 and o["decisions_checked"] >= 200
+    assert o["macs_per_decision"] * 3.9 < o["window_macs"] and (out / "tr_onepass.c").is_file()
     assert "float ring" in (out / "tr_model.h").read_text()
     (tmp_path / "d.c").write_text(C_DRIVER)
     build = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(out), str(tmp_path / "d.c"),

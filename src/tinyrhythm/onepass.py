@@ -31,38 +31,39 @@ from .export.onnx import OrtModule
 from .models.cnn import SameConv1d, TinyRhythmCNN, same_pad
 
 
-def _moving_mean(x: np.ndarray, half: int) -> np.ndarray:
-    """Centred mean over 2*half+1 samples, fewer at the ends (AvgPool's count_include_pad=False)."""
-    n, w = len(x), 2 * half + 1
-    c = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
-    if n < w:
-        i = np.arange(n)
-        lo, hi = np.maximum(i - half, 0), np.minimum(i + half + 1, n)
-        return (c[hi] - c[lo]) / (hi - lo)
-    out = np.empty(n)
-    out[half: n - half] = (c[w:] - c[:-w]) / w
-    k = np.arange(half)
-    out[:half] = c[half + 1 + k] / (half + 1 + k)
-    out[n - half:] = (c[n] - c[n - 2 * half + k]) / (2 * half - k)
-    return out
+def _centred_sums(v: np.ndarray, half: int) -> np.ndarray:
+    """Exact sums over [i - half, i + half] of an int64 signal whose end values repeat beyond its ends."""
+    c = np.concatenate([[0], np.cumsum(np.pad(v, half, mode="edge"), dtype=np.int64)])
+    return c[2 * half + 1:] - c[: len(v)]
 
 
 class _Conditioning:
-    """The model's input conditioning with a moving scale instead of one scale per window."""
+    """The model's input conditioning over a continuous signal, in integers so that the
+    generated C stream (export.c) reproduces it bit for bit: samples rounded to whole uV
+    (clamped to +-131 mV), each high-pass stage W*y - (sum of the W samples centred on it),
+    the scale the sum of |y| over one window length centred on each sample, one float64
+    division; values beyond the signal's ends repeat its end values. Equal to
+    models.cnn.InputConditioning inside a window up to the uV rounding, except that the scale
+    moves with each sample instead of being the window's own."""
+
+    CLAMP_UV = (1 << 17) - 1
 
     def __init__(self, kernel: int, stages: int, floor: float, scale_length: int):
-        self.half, self.stages, self.floor, self.scale_half = kernel // 2, stages, floor, scale_length // 2
+        self.w, self.half, self.stages = kernel, kernel // 2, stages
+        self.length, self.scale_half = scale_length, scale_length // 2
+        # A flat signal's scale floor, in the integer units of the last stage (uV * W**stages).
+        self.floor_units = int(round(floor * 1000)) * kernel ** stages * scale_length
 
     @property
     def margin(self) -> int:
         return self.stages * self.half + self.scale_half
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        y = x.astype(np.float64)
+        v = np.clip(np.rint(x.astype(np.float64) * 1000.0), -self.CLAMP_UV, self.CLAMP_UV).astype(np.int64)
         for _ in range(self.stages):
-            y = y - _moving_mean(y, self.half)
-        scale = np.maximum(_moving_mean(np.abs(y), self.scale_half), self.floor)
-        return (y / scale).astype(np.float32)
+            v = self.w * v - _centred_sums(v, self.half)
+        den = np.maximum(_centred_sums(np.abs(v), self.scale_half), self.floor_units)
+        return ((v * self.length).astype(np.float64) / den.astype(np.float64)).astype(np.float32)
 
 
 class _Identity:
@@ -187,6 +188,15 @@ def _backend(lm):
         return _OrtTrunk(lm.model, lm.input_length)
     raise TinyRhythmError(f"{lm.name}: one-pass monitoring runs the CNN family in PyTorch float or ONNX, "
                           f"not {type(lm.model).__name__}; use the window engine")
+
+
+def logits(lm, signal: np.ndarray, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(window starts, head outputs before the softmax) of a whole signal at the model's rate
+    in one pass: what OnePassClassifier decides, for checks that compare raw scores (export.c_onepass)."""
+    b = _backend(lm)
+    starts = np.arange(0, len(signal) - lm.input_length + 1, hop)
+    feats = b.trunk(np.ascontiguousarray(b.conditioning(np.asarray(signal, np.float32))))
+    return starts, b.head(np.stack([feats[:, s // b.stride: s // b.stride + b.columns] for s in starts]))
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -556,8 +556,9 @@ def compile_and_run(out: Path, windows_q: np.ndarray, prefix: str = "tr") -> tup
     return np.frombuffer(proc.stdout, np.int8).reshape(len(windows_q), -1), seconds
 
 
-def code_bytes(out: Path, prefix: str = "tr") -> dict:
-    """`size` of the model object at -Os: host gcc, and Cortex-M4 where arm-none-eabi-gcc is installed."""
+def code_bytes(out: Path, prefix: str = "tr", source: str | None = None) -> dict:
+    """`size` of the model object (or another generated `source` file) at -Os: host gcc, and
+    Cortex-M4 where arm-none-eabi-gcc is installed."""
     import subprocess
     import tempfile
 
@@ -571,7 +572,7 @@ def code_bytes(out: Path, prefix: str = "tr") -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             obj = Path(tmp) / "m.o"
             subprocess.run([exe, "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror", *flags, "-c",
-                            str(out / f"{prefix}_model.c"), "-o", str(obj)], check=True, capture_output=True)
+                            str(out / (source or f"{prefix}_model.c")), "-o", str(obj)], check=True, capture_output=True)
             text, data, bss = (int(v) for v in subprocess.run([size, str(obj)], capture_output=True, text=True,
                                                               check=True).stdout.splitlines()[1].split()[:3])
         result[key] = {"text": text, "data": data, "bss": bss, "flash": text + data, "ram": data + bss}

@@ -100,6 +100,15 @@ def report_table(r: dict) -> str:
                   + ", ".join(f"{k} {v:,} bytes" for k, v in flash.items())
                   + f"; {c['latency_ms_per_window_O2']:.3f} ms/window at -O2; same class as ONNX int8 on "
                   f"{c['class_agreement_with_onnx_int8']:.2%} of windows, max {c['max_score_diff_steps']:g} steps apart"]
+        o = c.get("onepass") or {}
+        if "macs_per_decision" in o:
+            flash = {k: v["flash"] for k, v in o["code_bytes"].items() if isinstance(v, dict) and "flash" in v}
+            lines += ["", f"One-pass C stream (tr_onepass.c, hop {o['hop']}): {o['macs_per_decision']:,} MACs per decision "
+                      f"against {o['window_macs']:,} for a whole window; state (RAM) {o['state_bytes']:,} bytes; flash "
+                      + ", ".join(f"{k} {v:,} bytes" for k, v in flash.items())
+                      + f"; {o['ms_per_decision_O2']:.3f} ms/decision at -O2; decision {o['delay_samples']} samples after "
+                      f"the window's end; the same scores as tinyrhythm.onepass on {o['class_agreement_with_python_onepass']:.2%} "
+                      f"of {o['decisions_checked']} decisions, max {o['max_score_diff_steps']} steps apart"]
     return "\n".join(lines)
 
 
@@ -164,4 +173,35 @@ def _export_c(work: Path, lm, x: np.ndarray) -> dict:
             "max_score_diff_steps": round(float(steps.max()), 3),
             "code_bytes": code_bytes(work),
             # one process over all check windows (start-up and I/O included), gcc -O2, one core
-            "latency_ms_per_window_O2": round(1e3 * seconds / len(xq), 4)}
+            "latency_ms_per_window_O2": round(1e3 * seconds / len(xq), 4),
+            "onepass": _export_c_onepass(work, lm, x)}
+
+
+def _export_c_onepass(work: Path, lm, x: np.ndarray) -> dict:
+    """The one-pass C stream (tr_onepass.c), checked against tinyrhythm.onepass on the same int8
+    model: the check windows joined end to end into one real-ECG stream, pushed in random chunks."""
+    from ..inference import LoadedModel
+    from ..onepass import logits as onepass_logits
+    from .c import code_bytes
+    from .c_onepass import generate_onepass, run_onepass, scores_from_logits
+    from .onnx import OrtModule
+
+    hop = lm.input_length // 4  # the monitor's default hop: a quarter window
+    try:
+        info = generate_onepass(work / "model-int8.onnx", work, lm.input_length, hop)
+    except TinyRhythmError as exc:  # e.g. a global-pooling head, or a hop off the trunk's stride
+        return {"unavailable": str(exc)}
+    signal = np.ascontiguousarray(x[:64].reshape(-1), np.float32)
+    starts, scores, seconds = run_onepass(work, signal)
+    int8 = LoadedModel("model-int8", OrtModule(work / "model-int8.onnx"), list(lm.classes), lm.fs, lm.input_length, {})
+    py_starts, py_logits = onepass_logits(int8, signal, hop)
+    if len(starts) > len(py_starts) or (starts != py_starts[: len(starts)]).any():
+        raise TinyRhythmError("one-pass C stream: decisions at other windows than tinyrhythm.onepass")
+    py = scores_from_logits(py_logits[: len(starts)], info["output_scale"], info["output_zero_point"])
+    return {**{k: v for k, v in info.items() if k not in ("output_scale", "output_zero_point")},
+            "files": ["tr_onepass.h", "tr_onepass.c", "onepass_main.c"],
+            "decisions_checked": int(len(starts)),
+            "class_agreement_with_python_onepass": round(float((scores.argmax(1) == py.argmax(1)).mean()), 4),
+            "max_score_diff_steps": int(np.abs(scores - py).max()),
+            "code_bytes": code_bytes(work, source="tr_onepass.c"),
+            "ms_per_decision_O2": round(1e3 * seconds / max(1, len(starts)), 4)}
