@@ -15,6 +15,7 @@ readiness rules over a simulated stream at generation time.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,7 @@ from .c import Lowering, _arr, _f
 
 CLAMP_UV = (1 << 17) - 1  # as onepass._Conditioning
 
-COLUMN_KERNELS = r"""static uint8_t sat_u8(long v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
-
-/* One output column t of a conv1d over a ring of input columns; taps before the stream's
+COLUMN_KERNELS = r"""/* One output column t of a conv1d over a ring of input columns; taps before the stream's
    start are zero padding (they contribute nothing, as in conv1d_q). */
 static void conv_col(const uint8_t *x, int cin, int rx, int zx, const int8_t *w, const int32_t *b, const float *mult,
                      int cout, int k, long start, uint8_t *y, int ry, long t, int zy) {
@@ -98,6 +97,17 @@ static void dense_q(const uint8_t *x, int cin, int zx, const int8_t *w, const in
   }
 }
 """
+
+
+def _used_kernels(body: list[str]) -> str:
+    """Only the column kernels the model calls (an unused static function fails -Werror builds);
+    COLUMN_KERNELS holds one function per blank-line-separated block."""
+    out = []
+    for block in COLUMN_KERNELS.strip().split("\n\n"):
+        name = re.search(r"static void (\w+)\(", block).group(1)
+        if name == "dense_q" or any(f"{name}(" in line for line in body):
+            out.append(block + "\n")
+    return "\n".join(out)
 
 
 def _plan(lw: Lowering, input_length: int, hop: int) -> dict:
@@ -301,7 +311,8 @@ int {prefix}_onepass_push(const float *mv, int n, int *consumed, long *start, in
 #include <math.h>
 #include <string.h>
 
-{COLUMN_KERNELS}
+static uint8_t sat_u8(long v) {{ return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }}
+{_used_kernels(body)}
 {"".join(consts)}
 {chr(10).join(rings)}
 static long n[{len(ring)}];   /* columns computed so far, per tensor */
@@ -408,8 +419,10 @@ def run_onepass(out: Path, signal: np.ndarray, seed: int = 7) -> tuple[np.ndarra
         raise TinyRhythmError("no C compiler (gcc) found")
     (out / "onepass_main.c").write_text(DRIVER)
     exe = out / "tr_onepass_test"
-    subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(out / "tr_onepass.c"),
-                    str(out / "onepass_main.c"), "-lm"], check=True, capture_output=True, text=True)
+    build = subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe),
+                            str(out / "tr_onepass.c"), str(out / "onepass_main.c"), "-lm"], capture_output=True, text=True)
+    if build.returncode:
+        raise TinyRhythmError(f"{out / 'tr_onepass.c'}: does not compile ({(build.stderr.strip().splitlines() or ['?'])[0][:200]})")
     t0 = time.perf_counter()
     proc = subprocess.run([str(exe), str(seed)], input=np.ascontiguousarray(signal, np.float32).tobytes(),
                           capture_output=True, check=True)
