@@ -1,6 +1,7 @@
 """`tinyrhythm export --format onnx`: files that ONNX Runtime loads and that agree with the model."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -60,7 +61,7 @@ def test_export_c_compiles_strictly_and_matches_onnx_runtime_int8(small_store, t
             proc = _cc("-std=c99", "-Wall", "-Wextra", "-Werror", "-c", src, "-o", tmp_path / "x.o")
             assert proc.returncode == 0, proc.stderr
     assert r["class_agreement_with_onnx_int8"] == 1.0 and r["max_score_diff_steps"] <= 1
-    assert r["arena_bytes"] <= 8 * 1024 and "static uint8_t A[" in (out / "tr_model.c").read_text()
+    assert r["arena_bytes"] <= 8 * 1024 and "uint8_t b[TR_ARENA_BYTES]" in (out / "tr_model.c").read_text()
     assert "malloc" not in (out / "tr_model.c").read_text()
     # Independently of the report: real windows of another split through the C build and ONNX Runtime.
     ws = WindowStore(small_store)
@@ -136,3 +137,32 @@ def test_export_tflite_full_integer_runs_in_litert_interpreter(small_store, tmp_
     assert t["litert_optimized_vs_reference"]["class_agreement"] > 0.9
     x = WindowStore(small_store).batch(np.arange(16))[0][:, None, :]
     np.testing.assert_allclose(mod(torch.from_numpy(x)).numpy(), TfliteModule(out / "model-int8.tflite")(torch.from_numpy(x)).numpy())
+
+
+def test_seven_bit_weight_packing_round_trips():
+    from tinyrhythm.export.c import exceptions7, fits7, pack7
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-64, 65, 1000).astype(np.int8)
+    assert fits7(w) and not fits7(np.array([-65, 0], np.int8))
+    packed, exc = pack7(w), exceptions7(w)
+    assert len(packed) == -(-7 * len(w) // 8) + 1 and exc[-1] == 0xFFFF
+    bits = np.unpackbits(packed, bitorder="little")
+    back = np.array([int("".join(map(str, bits[7 * i: 7 * i + 7][::-1])), 2) for i in range(len(w))])
+    back = np.where(back >= 64, back - 128, back)
+    back[exc[:-1]] = 64
+    np.testing.assert_array_equal(back, w)
+
+
+@pytest.mark.parametrize("model", ["rhythm-cnn3-int8", "cnn3-int8"])
+def test_cortex_m4_build_fits_16_kb_flash_and_8_kb_ram(model, tmp_path):
+    """arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -Os: weights and code within
+    16 KB; statics + the caller's stream state + the deepest stack (-fstack-usage) within 8 KB;
+    still bit-exact with ONNX Runtime int8 (the export's own check)."""
+    if not shutil.which("arm-none-eabi-gcc"):
+        pytest.skip("arm-none-eabi-gcc not installed (Debian: gcc-arm-none-eabi; .ci/run installs it)")
+    r = json.loads(run_cli("export", model, "--format", "c", "--out", tmp_path / "c", "--json", check=0).stdout)["c"]
+    m4 = r["code_bytes"]["cortex_m4_gcc_Os"]
+    assert r["weights_7bit_packed"] and m4["flash"] <= 16 * 1024, m4
+    assert m4["ram_stream_total"] <= 8 * 1024 and 0 < m4["stack_stream"] < 1024, m4
+    assert r["class_agreement_with_onnx_int8"] == 1.0 and r["max_score_diff_steps"] == 0

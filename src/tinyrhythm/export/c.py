@@ -290,19 +290,27 @@ def _arr(name: str, ctype: str, values, per_line: int = 16) -> str:
 KERNELS = {
     'sat_u8': r"""static uint8_t sat_u8(long v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
 """,
-    'conv1d_q': r"""/* conv1d, int8 weights [cout][cin][k], int32 bias, zero padding, per-channel requantisation */
-static void conv1d_q(const uint8_t *x, int cin, int lin, int zx, const int8_t *w, const int32_t *b,
-                     const float *mult, int cout, int k, int stride, int pad, uint8_t *y, int lout, int zy) {
-  int co, t, ci, j;
-  for (co = 0; co < cout; ++co) {
-    for (t = 0; t < lout; ++t) {
-      int32_t acc = b[co];
-      int start = t * stride - pad;
+    'conv1d_q': r"""/* conv1d, int8 weights [cout][cin][k], int32 bias, zero padding, per-channel requantisation.
+   A layer is a const descriptor: one pointer per call site instead of 14 arguments (flash). */
+typedef struct {
+  const WEIGHT_T *w; const int32_t *b; const float *mult; EXC_FIELD
+  uint16_t x, y, lin, lout; uint8_t cin, cout, k, stride, pad, zx, zy;
+} conv_t;
+static void conv1d_q(const conv_t *p) {
+  const uint8_t *x = A + p->x;
+  uint8_t *y = A + p->y;
+  int co, t, ci, j, cin = p->cin, lin = p->lin, k = p->k, zx = p->zx;
+  FILTER_DECL
+  for (co = 0; co < p->cout; ++co) {
+    FILTER_LOAD(p->w, co * cin * k, cin * k, p->exc)
+    for (t = 0; t < p->lout; ++t) {
+      int32_t acc = p->b[co];
+      int start = t * p->stride - p->pad;
       /* taps that fall in the zero padding contribute nothing: loop over the others only */
       int j0 = start < 0 ? -start : 0, j1 = start + k > lin ? lin - start : k;
       for (ci = 0; ci < cin; ++ci) {
         const uint8_t *xr = x + ci * lin + start;
-        const int8_t *wr = w + (co * cin + ci) * k;
+        const int8_t *wr = filter + ci * k;
         int32_t sx = 0, sw = 0;
         for (j = j0; j < j1; ++j) {
           sx += (int32_t)xr[j] * (int32_t)wr[j];
@@ -310,31 +318,38 @@ static void conv1d_q(const uint8_t *x, int cin, int lin, int zx, const int8_t *w
         }
         acc += sx - zx * sw;
       }
-      y[co * lout + t] = sat_u8(zy + lrintf((float)acc * mult[co]));
+      y[co * p->lout + t] = sat_u8(p->zy + lrintf((float)acc * p->mult[co]));
     }
   }
 }
 """,
     'dense_q': r"""/* dense layer: int8 weights [cout][cin], int32 bias */
-static void dense_q(const uint8_t *x, int cin, int zx, const int8_t *w, const int32_t *b, const float *mult,
-                    int cout, uint8_t *y, int zy) {
-  int co, ci;
+static void dense_q(const uint8_t *x, int cin, int zx, const WEIGHT_T *w, EXC_PARAM const int32_t *b,
+                    const float *mult, int cout, uint8_t *y, int zy) {
+  int co, ci, j;
+  int8_t wb[64];
   for (co = 0; co < cout; ++co) {
     int32_t acc = b[co];
-    for (ci = 0; ci < cin; ++ci) acc += ((int32_t)x[ci] - zx) * (int32_t)w[co * cin + ci];
+    for (ci = 0; ci < cin; ci += 64) {
+      int n = cin - ci < 64 ? cin - ci : 64;
+      ROW_LOAD(wb, w, (long)co * cin + ci, n, exc)
+      for (j = 0; j < n; ++j) acc += ((int32_t)x[ci + j] - zx) * (int32_t)wb[j];
+    }
     y[co] = sat_u8(zy + lrintf((float)acc * mult[co]));
   }
 }
 """,
     'affine_q': r"""/* per-channel affine (BatchNorm, unfoldable in a pre-activation network), ReLU by the uint8 range */
-static void affine_q(const uint8_t *x, int c, int l, float sx, int zx, const float *a, const float *bb,
-                     float sy, int zy, uint8_t *y) {
-  int ch, t;
-  for (ch = 0; ch < c; ++ch)
+typedef struct { const float *a, *bb; float sx, sy; uint16_t x, y, l; uint8_t c, zx, zy; } affine_t;
+static void affine_q(const affine_t *p) {
+  const uint8_t *x = A + p->x;
+  uint8_t *y = A + p->y;
+  int ch, t, l = p->l;
+  for (ch = 0; ch < p->c; ++ch)
     for (t = 0; t < l; ++t) {
-      float v = (float)((int)x[ch * l + t] - zx) * sx;
-      v = v * a[ch] + bb[ch];
-      y[ch * l + t] = sat_u8(zy + lrintf(v / sy));
+      float v = (float)((int)x[ch * l + t] - p->zx) * p->sx;
+      v = v * p->a[ch] + p->bb[ch];
+      y[ch * l + t] = sat_u8(p->zy + lrintf(v / p->sy));
     }
 }
 """,
@@ -367,10 +382,63 @@ static void add_q(const uint8_t *x, float rx, int zx, const uint8_t *z, float rz
 
 
 
-def _kernels(body: list[str]) -> str:
+# Weight storage. The quantizer's 7-bit weights (reduce_range: -64..63) pack 8 to 7 bytes,
+# unpacked one filter at a time onto the stack; flash is what a microcontroller has least of.
+UNPACK7 = r"""/* 7-bit two's-complement weights, packed little-endian, 8 in 7 bytes; the few weights
+   of +64 (the quantizer's symmetric 7-bit range is -64..64) are stored as -64 and listed in
+   `exc` (ascending indices, ended by 0xFFFF). */
+static void unpack7(const uint8_t *src, long first, int n, const uint16_t *exc, int8_t *dst) {
+  int i;
+  long bit = first * 7;
+  for (i = 0; i < n; ++i, bit += 7) {
+    int v = ((src[bit >> 3] | (src[(bit >> 3) + 1] << 8)) >> (bit & 7)) & 0x7f;
+    dst[i] = (int8_t)(v >= 64 ? v - 128 : v);
+  }
+  for (; *exc != 0xFFFF; ++exc)
+    if (*exc >= first && *exc < first + n) dst[*exc - first] = 64;
+}
+"""
+STORAGE = {
+    True: {"WEIGHT_T": "uint8_t", "FILTER_DECL": "int8_t filter[TR_MAX_FILTER];", "EXC_FIELD": "const uint16_t *exc;",
+           "EXC_PARAM": "const uint16_t *exc,",
+           "FILTER_LOAD": lambda w, first, n, exc: f"unpack7({w}, {first}, {n}, {exc}, filter);",
+           "ROW_LOAD": lambda dst, w, first, n, exc: f"unpack7({w}, {first}, {n}, {exc}, {dst});"},
+    False: {"WEIGHT_T": "int8_t", "FILTER_DECL": "const int8_t *filter;", "EXC_FIELD": "", "EXC_PARAM": "",
+            "FILTER_LOAD": lambda w, first, n, exc: f"filter = {w} + {first};",
+            "ROW_LOAD": lambda dst, w, first, n, exc: f"memcpy({dst}, {w} + {first}, {n});"},
+}
+
+
+def fits7(w: np.ndarray) -> bool:
+    """Weights the 7-bit packing holds: -64..63, plus +64 through the exception list (index < 0xFFFF)."""
+    return int(w.min()) >= -64 and int(w.max()) <= 64 and w.size < 0xFFFF
+
+
+def pack7(w: np.ndarray) -> np.ndarray:
+    """int8 weights in -64..64 as a little-endian 7-bit stream (+64 written as -64, see `exceptions7`),
+    plus one byte for the reader's 16-bit loads."""
+    v = (np.where(np.asarray(w, np.int16).ravel() == 64, -64, np.asarray(w, np.int16).ravel()) & 0x7F).astype(np.uint8)
+    bits = np.unpackbits(v[:, None], axis=1, bitorder="little")[:, :7].ravel()
+    return np.concatenate([np.packbits(bits, bitorder="little"), np.zeros(1, np.uint8)])
+
+
+def exceptions7(w: np.ndarray) -> np.ndarray:
+    """Flat indices of the +64 weights, ended by 0xFFFF."""
+    return np.concatenate([np.flatnonzero(np.asarray(w).ravel() == 64), [0xFFFF]]).astype(np.uint16)
+
+
+def _kernels(body: list[str], packed: bool = False) -> str:
     """Only the kernels the model calls: unused static functions would break -Werror builds."""
+    import re
+
     used = [k for k in KERNELS if k == "sat_u8" or any(f"  {k}(" in line for line in body)]
-    return "\n".join(KERNELS[k] for k in used)
+    st = STORAGE[packed]
+    text = "\n".join(KERNELS[k] for k in used)
+    for key in ("WEIGHT_T", "FILTER_DECL", "EXC_FIELD", "EXC_PARAM"):
+        text = text.replace(key, st[key])
+    text = re.sub(r"FILTER_LOAD\(([^,]+), ([^,]+), ([^,]+), ([^)]+)\)", lambda m: st["FILTER_LOAD"](*m.groups()), text)
+    text = re.sub(r"ROW_LOAD\(([^,]+), ([^,]+), ([^,]+), ([^,]+), ([^)]+)\)", lambda m: st["ROW_LOAD"](*m.groups()), text)
+    return (UNPACK7 + "\n" if packed else "") + text
 
 
 def generate(onnx_path: str | os.PathLike, out: str | os.PathLike, input_length: int, classes: list[str],
@@ -384,6 +452,17 @@ def generate(onnx_path: str | os.PathLike, out: str | os.PathLike, input_length:
     P = prefix.upper()
     body, consts = [], []
     weight_bytes = 0
+    weighted = [op for op in lw.ops if op.kind in ("conv", "dense")]
+    packed = all(fits7(op.params["w"]) for op in weighted)
+    max_filter = max([op.params["w"][0].size for op in lw.ops if op.kind == "conv"] or [1])
+
+    def weights(name: str, w: np.ndarray) -> str:
+        if not packed:
+            return _arr(name, "int8_t", w)
+        return _arr(name, "uint8_t", pack7(w)) + _arr(name.replace("w", "e", 1), "uint16_t", exceptions7(w))
+    described = [lw.tensors[n] for op in lw.ops if op.kind in ("conv", "affine") for n in (*op.inputs, op.output)]
+    if arena >= 1 << 16 or any(t.shape[0] > 255 or t.shape[1] >= 1 << 16 for t in described):
+        raise TinyRhythmError("the C generator's layer descriptors hold arena offsets below 64 KB and at most 255 channels")
     for i, op in enumerate(lw.ops):
         y = lw.tensors[op.output]
         xs = [lw.tensors[n] for n in op.inputs]
@@ -393,18 +472,22 @@ def generate(onnx_path: str | os.PathLike, out: str | os.PathLike, input_length:
         if op.kind in ("conv", "dense"):
             p = op.params
             mult = (np.float32(x.scale) * p["ws"].astype(np.float32)) / np.float32(y.scale)  # float32, as ORT
-            consts += [_arr(f"w{i}", "int8_t", p["w"]), _arr(f"b{i}", "int32_t", p["b"]), _arr(f"m{i}", "float", mult)]
-            weight_bytes += p["w"].size + 4 * p["b"].size + 4 * mult.size
+            consts += [weights(f"w{i}", p["w"]), _arr(f"b{i}", "int32_t", p["b"]), _arr(f"m{i}", "float", mult)]
+            weight_bytes += (len(pack7(p["w"])) + 2 * len(exceptions7(p["w"])) if packed else p["w"].size) \
+                + 4 * p["b"].size + 4 * mult.size
             if op.kind == "conv":
-                body.append(f"  conv1d_q({X}, {x.shape[0]}, {x.shape[1]}, {x.zero}, w{i}, b{i}, m{i}, {p['cout']}, "
-                            f"{p['k']}, {p['stride']}, {p['pad']}, {Y}, {y.shape[1]}, {y.zero});")
+                consts.append(f"static const conv_t L{i} = {{w{i}, b{i}, m{i}, {f'e{i}, ' if packed else ''}{x.offset}, {y.offset}, {x.shape[1]}, "
+                              f"{y.shape[1]}, {x.shape[0]}, {p['cout']}, {p['k']}, {p['stride']}, {p['pad']}, {x.zero}, "
+                              f"{y.zero}}};\n")
+                body.append(f"  conv1d_q(&L{i});")
             else:
-                body.append(f"  dense_q({X}, {x.size}, {x.zero}, w{i}, b{i}, m{i}, {p['cout']}, {Y}, {y.zero});")
+                body.append(f"  dense_q({X}, {x.size}, {x.zero}, w{i}, {f'e{i}, ' if packed else ''}b{i}, m{i}, {p['cout']}, {Y}, {y.zero});")
         elif op.kind == "affine":
             consts += [_arr(f"a{i}", "float", op.params["a"]), _arr(f"c{i}", "float", op.params["b"])]
             weight_bytes += 8 * op.params["a"].size
-            body.append(f"  affine_q({X}, {x.shape[0]}, {x.shape[1]}, {_f(x.scale)}, {x.zero}, a{i}, c{i}, "
-                        f"{_f(y.scale)}, {y.zero}, {Y});")
+            consts.append(f"static const affine_t L{i} = {{a{i}, c{i}, {_f(x.scale)}, {_f(y.scale)}, {x.offset}, "
+                          f"{y.offset}, {x.shape[1]}, {x.shape[0]}, {x.zero}, {y.zero}}};\n")
+            body.append(f"  affine_q(&L{i});")
         elif op.kind == "add":
             z = xs[1]
             rx, rz = np.float32(x.scale) / np.float32(y.scale), np.float32(z.scale) / np.float32(y.scale)
@@ -425,6 +508,13 @@ def generate(onnx_path: str | os.PathLike, out: str | os.PathLike, input_length:
     inp, outp = lw.input, lw.output
     n_classes = outp.size
     quantize_fn, sample_t, stream_classify, cond_doc, input_expr = _quantize_source(prefix, lw.conditioning)
+    if lw.conditioning is not None:
+        # tr_quantize's float stage-1 buffer and the stream's float window copy live in the
+        # arena before tr_classify needs it: RAM is the larger of the two uses, not their sum.
+        arena = max(arena, 2 * 4 * input_length)
+        window_decl = f"float *window = ARENA_F + {P}_INPUT_LENGTH;"
+    else:
+        window_decl = f"static {sample_t} window[{P}_INPUT_LENGTH];"
     header = f"""/* Generated by tinyrhythm: int8 rhythm classifier, dependency-free C99. */
 #ifndef {P}_MODEL_H
 #define {P}_MODEL_H
@@ -472,11 +562,15 @@ int {prefix}_stream_push({prefix}_stream_t *s, const {sample_t} *samples, int n,
 
 const char *const {prefix}_labels[{P}_NUM_CLASSES] = {{{labels}}};
 
-static uint8_t A[{P}_ARENA_BYTES];
+/* One static arena: the layers' tensors, and before them the float conditioning scratch. */
+static union {{ uint8_t b[{P}_ARENA_BYTES]; float f[{P}_ARENA_BYTES / 4]; }} arena;
+#define A (arena.b)
+#define ARENA_F (arena.f)
 #ifndef TR_TRACE /* define TR_TRACE(op, ptr, n) to inspect every layer's output */
 #define TR_TRACE(op, ptr, n)
 #endif
-{_kernels(body)}
+#define TR_MAX_FILTER {max_filter}
+{_kernels(body, packed)}
 {"".join(consts)}
 {quantize_fn}
 void {prefix}_stream_init({prefix}_stream_t *s) {{
@@ -484,7 +578,7 @@ void {prefix}_stream_init({prefix}_stream_t *s) {{
 }}
 
 int {prefix}_stream_push({prefix}_stream_t *s, const {sample_t} *samples, int n, int *consumed, int8_t *scores) {{
-  static {sample_t} window[{P}_INPUT_LENGTH];
+  {window_decl}
   int i, j;
   if (!s || !samples || !consumed || !scores) return {P}_ERR_NULL;
   for (i = 0; i < n; ++i) {{
@@ -529,7 +623,8 @@ int main(void) {{
     (out / f"{prefix}_model.h").write_text(header)
     (out / f"{prefix}_model.c").write_text(source)
     (out / "main.c").write_text(main)
-    return {"arena_bytes": arena, "weight_bytes": int(weight_bytes), "ops": len(lw.ops), "input_tensor": inp.name,
+    return {"arena_bytes": arena, "weight_bytes": int(weight_bytes), "weights_7bit_packed": packed,
+            "ops": len(lw.ops), "input_tensor": inp.name,
             "conditioning": None if lw.conditioning is None else
             {"kernel": lw.conditioning["kernel"], "stages": lw.conditioning["stages"], "floor_mv": lw.conditioning["floor"]},
             "input_scale": inp.scale, "input_zero_point": inp.zero - 128,
@@ -571,12 +666,33 @@ def code_bytes(out: Path, prefix: str = "tr", source: str | None = None) -> dict
             continue
         with tempfile.TemporaryDirectory() as tmp:
             obj = Path(tmp) / "m.o"
-            subprocess.run([exe, "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror", *flags, "-c",
+            subprocess.run([exe, "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror", "-fstack-usage", *flags, "-c",
                             str(out / (source or f"{prefix}_model.c")), "-o", str(obj)], check=True, capture_output=True)
             text, data, bss = (int(v) for v in subprocess.run([size, str(obj)], capture_output=True, text=True,
                                                               check=True).stdout.splitlines()[1].split()[:3])
-        result[key] = {"text": text, "data": data, "bss": bss, "flash": text + data, "ram": data + bss}
+            stack = stack_depth((Path(tmp) / "m.su").read_text(), prefix)
+        result[key] = {"text": text, "data": data, "bss": bss, "flash": text + data, "ram": data + bss, **stack}
     return result
+
+
+def stack_depth(su: str, prefix: str = "tr") -> dict:
+    """Worst stack depth in bytes from gcc's -fstack-usage report, the call chains being fixed
+    by the generator: an API function, then at most one more API function, then one kernel
+    (libm's lrintf, a leaf of a few bytes, not counted)."""
+    frames: dict[str, int] = {}
+    for line in su.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[1].strip().isdigit():
+            name = parts[0].rsplit(":", 1)[-1].split(".")[0]
+            frames[name] = max(frames.get(name, 0), int(parts[1]))
+    kernel = max([v for k, v in frames.items() if not k.startswith(prefix + "_")] or [0])
+    api = {k: v for k, v in frames.items() if k.startswith(prefix + "_")}
+    classify = api.get(f"{prefix}_classify", 0) + kernel
+    deepest = max([classify, api.get(f"{prefix}_quantize", 0)] + [v + kernel for v in api.values()])
+    out = {"stack_classify": classify, "stack_max": deepest}
+    if f"{prefix}_stream_push" in api:  # the stream calls tr_quantize or tr_classify
+        out["stack_stream"] = api[f"{prefix}_stream_push"] + max(classify, api.get(f"{prefix}_quantize", 0) + kernel)
+    return out
 
 
 def _quantize_source(prefix: str, cond: dict | None) -> tuple[str, str, str, str, str]:
@@ -637,7 +753,7 @@ def _quantize_source(prefix: str, cond: dict | None) -> tuple[str, str, str, str
 #define {P}_COND_KERNEL {cond["kernel"]}
 #define {P}_COND_FLOOR_MV {_f(cond["floor"])}
 int {prefix}_quantize(const float *mv, int length, int8_t *window) {{
-  static float y[{P}_INPUT_LENGTH];
+  float *y = ARENA_F;  /* the arena is free until tr_classify copies the window in */
   int i, lo, hi, pass;
   float sum = 0.0f, mad = 0.0f, inv = 0.0f;
   if (!mv || !window) return {P}_ERR_NULL;

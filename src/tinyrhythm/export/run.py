@@ -166,12 +166,17 @@ def _export_c(work: Path, lm, x: np.ndarray) -> dict:
     info = generate(work / "model-int8.onnx", work, lm.input_length, list(lm.classes))
     xq, ort = onnx_int8_run(work / "model-int8.onnx", info["input_tensor"], x)
     scores, seconds = compile_and_run(work, xq)
+    sizes = code_bytes(work)
+    m4 = sizes.get("cortex_m4_gcc_Os")
+    if m4:  # what a Cortex-M4 must hold in RAM to stream: statics, the caller's tr_stream_t, the deepest stack
+        stream_t = lm.input_length * (4 if info["conditioning"] else 1) + 4
+        m4["ram_stream_total"] = m4["ram"] + stream_t + m4["stack_stream"]
     c_logits = (scores.astype(np.float32) - info["output_zero_point"]) * np.float32(info["output_scale"])
     steps = np.abs(c_logits - ort) / info["output_scale"]
     return {**info, "files": sorted(p.name for p in work.glob("*.[ch]")),
             "class_agreement_with_onnx_int8": round(float((c_logits.argmax(1) == ort.argmax(1)).mean()), 4),
             "max_score_diff_steps": round(float(steps.max()), 3),
-            "code_bytes": code_bytes(work),
+            "code_bytes": sizes,
             # one process over all check windows (start-up and I/O included), gcc -O2, one core
             "latency_ms_per_window_O2": round(1e3 * seconds / len(xq), 4),
             "onepass": _export_c_onepass(work, lm, x)}
