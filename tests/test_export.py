@@ -166,3 +166,11 @@ def test_cortex_m4_build_fits_16_kb_flash_and_8_kb_ram(model, tmp_path):
     assert r["weights_7bit_packed"] and m4["flash"] <= 16 * 1024, m4
     assert m4["ram_stream_total"] <= 8 * 1024 and 0 < m4["stack_stream"] < 1024, m4
     assert r["class_agreement_with_onnx_int8"] == 1.0 and r["max_score_diff_steps"] == 0
+    # The same -Os build run on the Cortex-M4's instruction set (unicorn): the x86 build's scores,
+    # the DSP (__smlad) kernels at most 4 instructions per MAC, the one-pass hop well under a window.
+    e = r["cortex_m4_emulated"]
+    if "unavailable" in e:
+        pytest.skip(e["unavailable"])
+    assert e["scores_equal_x86"] and e["onepass_scores_equal_x86"] and e["onepass_decisions_checked"] >= 10
+    assert e["instructions_per_mac"] <= 4.0, e
+    assert e["instructions_per_hop_onepass"] * 2 < e["instructions_per_hop_window_stream"], e

@@ -287,9 +287,40 @@ def _arr(name: str, ctype: str, values, per_line: int = 16) -> str:
     return f"static const {ctype} {name}[{len(vals)}] = {{\n  " + ",\n  ".join(lines) + "\n};\n"
 
 
+# C shared by tr_model.c and tr_onepass.c (export.c_onepass).
+ROUND_F = r"""/* Round to nearest, ties to even: lrintf in the default rounding mode. With an FPU, one VCVTR
+   instead of a libm call (newlib's lrintf is ~35 instructions in software). */
+#if defined(__ARM_FP) && (__ARM_FP & 4)
+static inline long round_f(float v) {
+  float r;
+  int32_t i;
+  __asm__("vcvtr.s32.f32 %0, %1" : "=t"(r) : "t"(v));
+  memcpy(&i, &r, 4);
+  return i;
+}
+#else
+#define round_f(v) lrintf(v)
+#endif
+"""
+DSP_HELPERS = r"""#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+/* bytes 1 and 3 to two halfwords (UXTB16/SXTB16 with their own rotation: one instruction, gcc emits two) */
+static inline uint32_t uxtb16_ror8(uint32_t x) {
+  uint32_t r;
+  __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+static inline uint32_t sxtb16_ror8(uint32_t x) {
+  uint32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+#endif
+"""
+
 KERNELS = {
     'sat_u8': r"""static uint8_t sat_u8(long v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
-""",
+""" + ROUND_F,
     'conv1d_q': r"""/* conv1d, int8 weights [cout][cin][k], int32 bias, zero padding, per-channel requantisation.
    A layer is a const descriptor: one pointer per call site instead of 14 arguments (flash). */
 typedef struct {
@@ -301,24 +332,79 @@ static void conv1d_q(const conv_t *p) {
   uint8_t *y = A + p->y;
   int co, t, ci, j, cin = p->cin, lin = p->lin, k = p->k, zx = p->zx;
   FILTER_DECL
+#if defined(__ARM_FEATURE_DSP)
+  /* Cortex-M4/M7/M33 DSP extension: the filter as int16 pairs in the order __uxtb16 spreads
+     four input bytes, two multiply-accumulates per __smlad; integer sums, so bit-exact. */
+  uint32_t wp[TR_MAX_FILTER / 2];
+  int32_t wsum[TR_MAX_CIN], wtot = 0;
+  int dsp = k % 4 == 0;
+#endif
   for (co = 0; co < p->cout; ++co) {
     FILTER_LOAD(p->w, co * cin * k, cin * k, p->exc)
+#if defined(__ARM_FEATURE_DSP)
+    if (dsp)
+      for (wtot = 0, ci = 0; ci < cin; wtot += wsum[ci], ++ci) {
+        wsum[ci] = 0;
+        for (j = 0; j < k; j += 4) {
+          const int8_t *f = filter + ci * k + j;
+          wp[(ci * k + j) / 2] = (uint16_t)f[0] | ((uint32_t)(uint16_t)f[2] << 16);
+          wp[(ci * k + j) / 2 + 1] = (uint16_t)f[1] | ((uint32_t)(uint16_t)f[3] << 16);
+          wsum[ci] += f[0] + f[1] + f[2] + f[3];
+        }
+      }
+#endif
     for (t = 0; t < p->lout; ++t) {
       int32_t acc = p->b[co];
       int start = t * p->stride - p->pad;
+#if defined(__ARM_FEATURE_DSP)
+      if (dsp && k == 16 && p->stride == 1 && t + 1 < p->lout && start >= 0 && start + 17 <= lin) {
+        /* two neighbouring outputs at once: each pair of weights loaded once for both */
+        int32_t s0 = 0, s1 = 0, acc1;
+        for (ci = 0; ci < cin; ++ci) {
+          const uint8_t *xr = x + ci * lin + start;
+          const uint32_t *wq = wp + ci * 8;
+          uint32_t xa, xb;
+#define TR_PAIR(g) \
+          memcpy(&xa, xr + 4 * (g), 4); memcpy(&xb, xr + 4 * (g) + 1, 4); \
+          s0 = __smlad(__uxtb16(xa), wq[2 * (g)], s0); s0 = __smlad(uxtb16_ror8(xa), wq[2 * (g) + 1], s0); \
+          s1 = __smlad(__uxtb16(xb), wq[2 * (g)], s1); s1 = __smlad(uxtb16_ror8(xb), wq[2 * (g) + 1], s1);
+          TR_PAIR(0) TR_PAIR(1) TR_PAIR(2) TR_PAIR(3)
+#undef TR_PAIR
+        }
+        acc1 = acc + s1 - zx * wtot;
+        acc += s0 - zx * wtot;
+        y[co * p->lout + t] = sat_u8(p->zy + round_f((float)acc * p->mult[co]));
+        y[co * p->lout + t + 1] = sat_u8(p->zy + round_f((float)acc1 * p->mult[co]));
+        ++t;
+        continue;
+      }
+#endif
       /* taps that fall in the zero padding contribute nothing: loop over the others only */
       int j0 = start < 0 ? -start : 0, j1 = start + k > lin ? lin - start : k;
       for (ci = 0; ci < cin; ++ci) {
         const uint8_t *xr = x + ci * lin + start;
         const int8_t *wr = filter + ci * k;
         int32_t sx = 0, sw = 0;
+#if defined(__ARM_FEATURE_DSP)
+        if (dsp && j0 == 0 && j1 == k) {
+          const uint32_t *wq = wp + ci * k / 2;
+          for (j = 0; j < k; j += 4, wq += 2) {
+            uint32_t xw;
+            memcpy(&xw, xr + j, 4);  /* one unaligned load */
+            sx = __smlad(__uxtb16(xw), wq[0], sx);
+            sx = __smlad(uxtb16_ror8(xw), wq[1], sx);
+          }
+          acc += sx - zx * wsum[ci];
+          continue;
+        }
+#endif
         for (j = j0; j < j1; ++j) {
           sx += (int32_t)xr[j] * (int32_t)wr[j];
           sw += wr[j];
         }
         acc += sx - zx * sw;
       }
-      y[co * p->lout + t] = sat_u8(p->zy + lrintf((float)acc * p->mult[co]));
+      y[co * p->lout + t] = sat_u8(p->zy + round_f((float)acc * p->mult[co]));
     }
   }
 }
@@ -335,7 +421,7 @@ static void dense_q(const uint8_t *x, int cin, int zx, const WEIGHT_T *w, EXC_PA
       ROW_LOAD(wb, w, (long)co * cin + ci, n, exc)
       for (j = 0; j < n; ++j) acc += ((int32_t)x[ci + j] - zx) * (int32_t)wb[j];
     }
-    y[co] = sat_u8(zy + lrintf((float)acc * mult[co]));
+    y[co] = sat_u8(zy + round_f((float)acc * mult[co]));
   }
 }
 """,
@@ -349,20 +435,23 @@ static void affine_q(const affine_t *p) {
     for (t = 0; t < l; ++t) {
       float v = (float)((int)x[ch * l + t] - p->zx) * p->sx;
       v = v * p->a[ch] + p->bb[ch];
-      y[ch * l + t] = sat_u8(p->zy + lrintf(v / p->sy));
+      y[ch * l + t] = sat_u8(p->zy + round_f(v / p->sy));
     }
 }
 """,
     'add_q': r"""/* ratios are sx/sy and sz/sy in float32, as ONNX Runtime's QLinearAdd */
-static void add_q(const uint8_t *x, float rx, int zx, const uint8_t *z, float rz, int zz, int n, int zy, uint8_t *y) {
+typedef struct { float rx, rz; uint16_t x, z, y, n; uint8_t zx, zz, zy; } add_t;
+static void add_q(const add_t *p) {
+  const uint8_t *x = A + p->x, *z = A + p->z;
+  uint8_t *y = A + p->y;
   int i;
-  for (i = 0; i < n; ++i)
-    y[i] = sat_u8(lrintf((float)((int)x[i] - zx) * rx + (float)((int)z[i] - zz) * rz + (float)zy));
+  for (i = 0; i < p->n; ++i)
+    y[i] = sat_u8(round_f((float)((int)x[i] - p->zx) * p->rx + (float)((int)z[i] - p->zz) * p->rz + (float)p->zy));
 }
 """,
     'requant': r"""static void requant(const uint8_t *x, float sx, int zx, int n, float sy, int zy, uint8_t *y) {
   int i;
-  for (i = 0; i < n; ++i) y[i] = sat_u8(zy + lrintf((float)((int)x[i] - zx) * sx / sy));
+  for (i = 0; i < n; ++i) y[i] = sat_u8(zy + round_f((float)((int)x[i] - zx) * sx / sy));
 }
 """,
     'maxpool_q': r"""static void maxpool_q(const uint8_t *x, int c, int lin, int k, int stride, int pad, int lout, uint8_t *y) {
@@ -455,12 +544,13 @@ def generate(onnx_path: str | os.PathLike, out: str | os.PathLike, input_length:
     weighted = [op for op in lw.ops if op.kind in ("conv", "dense")]
     packed = all(fits7(op.params["w"]) for op in weighted)
     max_filter = max([op.params["w"][0].size for op in lw.ops if op.kind == "conv"] or [1])
+    max_cin = max([op.params["w"].shape[1] for op in lw.ops if op.kind == "conv"] or [1])
 
     def weights(name: str, w: np.ndarray) -> str:
         if not packed:
             return _arr(name, "int8_t", w)
         return _arr(name, "uint8_t", pack7(w)) + _arr(name.replace("w", "e", 1), "uint16_t", exceptions7(w))
-    described = [lw.tensors[n] for op in lw.ops if op.kind in ("conv", "affine") for n in (*op.inputs, op.output)]
+    described = [lw.tensors[n] for op in lw.ops if op.kind in ("conv", "affine", "add") for n in (*op.inputs, op.output)]
     if arena >= 1 << 16 or any(t.shape[0] > 255 or t.shape[1] >= 1 << 16 for t in described):
         raise TinyRhythmError("the C generator's layer descriptors hold arena offsets below 64 KB and at most 255 channels")
     for i, op in enumerate(lw.ops):
@@ -491,7 +581,9 @@ def generate(onnx_path: str | os.PathLike, out: str | os.PathLike, input_length:
         elif op.kind == "add":
             z = xs[1]
             rx, rz = np.float32(x.scale) / np.float32(y.scale), np.float32(z.scale) / np.float32(y.scale)
-            body.append(f"  add_q({X}, {_f(rx)}, {x.zero}, A + {z.offset}, {_f(rz)}, {z.zero}, {y.size}, {y.zero}, {Y});")
+            consts.append(f"static const add_t L{i} = {{{_f(rx)}, {_f(rz)}, {x.offset}, {z.offset}, {y.offset}, {y.size}, "
+                          f"{x.zero}, {z.zero}, {y.zero}}};\n")
+            body.append(f"  add_q(&L{i});")
         elif op.kind == "maxpool":
             p = op.params
             if x.scale != y.scale or x.zero != y.zero:
@@ -570,6 +662,8 @@ static union {{ uint8_t b[{P}_ARENA_BYTES]; float f[{P}_ARENA_BYTES / 4]; }} are
 #define TR_TRACE(op, ptr, n)
 #endif
 #define TR_MAX_FILTER {max_filter}
+#define TR_MAX_CIN {max_cin}
+{DSP_HELPERS}
 {_kernels(body, packed)}
 {"".join(consts)}
 {quantize_fn}

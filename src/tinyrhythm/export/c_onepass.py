@@ -21,69 +21,100 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TinyRhythmError
-from .c import Lowering, _arr, _f
+from .c import DSP_HELPERS, ROUND_F, Lowering, _arr, _f
 
 CLAMP_UV = (1 << 17) - 1  # as onepass._Conditioning
 
-COLUMN_KERNELS = r"""/* One output column t of a conv1d over a ring of input columns; taps before the stream's
-   start are zero padding (they contribute nothing, as in conv1d_q). */
-static void conv_col(const uint8_t *x, int cin, int rx, int zx, const int8_t *w, const int32_t *b, const float *mult,
-                     int cout, int k, long start, uint8_t *y, int ry, long t, int zy) {
-  int co, ci, j, j0 = start < 0 ? (int)-start : 0, i0 = (int)((start + j0) % rx);
-  for (co = 0; co < cout; ++co) {
-    int32_t acc = b[co];
-    for (ci = 0; ci < cin; ++ci) {
-      const int8_t *wr = w + (co * cin + ci) * k;
-      const uint8_t *xr = x + ci * rx;
-      int32_t sx = 0, sw = 0;
-      int i = i0;
-      for (j = j0; j < k; ++j) {
-        sx += (int32_t)xr[i] * (int32_t)wr[j];
-        sw += wr[j];
-        if (++i == rx) i = 0;  /* the ring wraps: no division per tap */
+COLUMN_KERNELS = r"""/* One output column t of a conv1d. The column's input taps are gathered once, zero point
+   subtracted (so taps before the stream's start are plain zeros and no weight sums are
+   needed), as int16 pairs in the order __smlad takes them; every output channel then reads
+   the same pairs. A conv's input ring repeats its first k-1 columns after its end, so the
+   k taps are always contiguous. Integer sums throughout: bit-exact either way. */
+static void conv_col(const ring_t *x, int cin, int zx, const int8_t *w, const int32_t *b, const float *mult,
+                     int cout, int k, long start, const ring_t *y, long t, int zy) {
+  int32_t xp[TR_MAX_TAPS / 2];
+  int co, ci, j, n = cin * k;
+  for (ci = 0; ci < cin; ++ci) {
+    int32_t *d = xp + ci * k / 2;
+    if (start >= 0) {
+      const uint8_t *src = x->b + ci * x->s + (int)(start % x->r);
+#if defined(__ARM_FEATURE_DSP)
+      const uint32_t zz = (uint32_t)zx * 0x10001u;
+      for (j = 0; j < k; j += 4, d += 2) {
+        uint32_t word;
+        memcpy(&word, src + j, 4);
+        d[0] = (int32_t)__ssub16(__uxtb16(word), zz);
+        d[1] = (int32_t)__ssub16(uxtb16_ror8(word), zz);
       }
-      acc += sx - zx * sw;
+#else
+      for (j = 0; j < k; j += 4, d += 2) {
+        d[0] = (int32_t)((uint16_t)(src[j] - zx) | ((uint32_t)(uint16_t)(src[j + 2] - zx) << 16));
+        d[1] = (int32_t)((uint16_t)(src[j + 1] - zx) | ((uint32_t)(uint16_t)(src[j + 3] - zx) << 16));
+      }
+#endif
+    } else {  /* the stream's first columns: taps before its start are zero */
+      for (j = 0; j < k; j += 4, d += 2) {
+        int16_t v[4];
+        int q;
+        for (q = 0; q < 4; ++q) v[q] = start + j + q < 0 ? 0 : (int16_t)((int)get(x, ci, start + j + q) - zx);
+        d[0] = (int32_t)((uint16_t)v[0] | ((uint32_t)(uint16_t)v[2] << 16));
+        d[1] = (int32_t)((uint16_t)v[1] | ((uint32_t)(uint16_t)v[3] << 16));
+      }
     }
-    y[co * ry + (int)(t % ry)] = sat_u8(zy + lrintf((float)acc * mult[co]));
+  }
+  for (co = 0; co < cout; ++co) {
+    const int8_t *wr = w + co * n;
+    int32_t acc = b[co];
+#if defined(__ARM_FEATURE_DSP)
+    for (j = 0; j < n; j += 4) {
+      uint32_t ww;
+      memcpy(&ww, wr + j, 4);
+      acc = __smlad(xp[j / 2], __sxtb16(ww), acc);
+      acc = __smlad(xp[j / 2 + 1], sxtb16_ror8(ww), acc);
+    }
+#else
+    for (j = 0; j < n; j += 4) {
+      const int32_t a = xp[j / 2], c = xp[j / 2 + 1];
+      acc += (int16_t)(a & 0xFFFF) * wr[j] + (int16_t)((uint32_t)a >> 16) * wr[j + 2]
+           + (int16_t)(c & 0xFFFF) * wr[j + 1] + (int16_t)((uint32_t)c >> 16) * wr[j + 3];
+    }
+#endif
+    put(y, co, t, sat_u8(zy + round_f((float)acc * mult[co])));
   }
 }
 
-static void affine_col(const uint8_t *x, int c, int rx, float sx, int zx, const float *a, const float *bb, float sy,
-                       int zy, uint8_t *y, int ry, long t) {
+static void affine_col(const ring_t *x, int c, float sx, int zx, const float *a, const float *bb, float sy, int zy,
+                       const ring_t *y, long t) {
   int ch;
   for (ch = 0; ch < c; ++ch) {
-    float v = (float)((int)x[ch * rx + (int)(t % rx)] - zx) * sx;
+    float v = (float)((int)get(x, ch, t) - zx) * sx;
     v = v * a[ch] + bb[ch];
-    y[ch * ry + (int)(t % ry)] = sat_u8(zy + lrintf(v / sy));
+    put(y, ch, t, sat_u8(zy + round_f(v / sy)));
   }
 }
 
-static void add_col(const uint8_t *x, int rx, float qx, int zx, const uint8_t *z, int rz, float qz, int zz, int c, int zy,
-                    uint8_t *y, int ry, long t) {
+static void add_col(const ring_t *x, float qx, int zx, const ring_t *z, float qz, int zz, int c, int zy, const ring_t *y,
+                    long t) {
   int ch;
   for (ch = 0; ch < c; ++ch)
-    y[ch * ry + (int)(t % ry)] = sat_u8(lrintf((float)((int)x[ch * rx + (int)(t % rx)] - zx) * qx +
-                                               (float)((int)z[ch * rz + (int)(t % rz)] - zz) * qz + (float)zy));
+    put(y, ch, t, sat_u8(round_f((float)((int)get(x, ch, t) - zx) * qx + (float)((int)get(z, ch, t) - zz) * qz
+                                 + (float)zy)));
 }
 
 /* Requantise one column; channels from cin to c are the zero point (channel zero-padding). */
-static void requant_col(const uint8_t *x, int cin, int rx, float sx, int zx, int c, float sy, int zy, uint8_t *y, int ry,
-                        long t) {
+static void requant_col(const ring_t *x, int cin, float sx, int zx, int c, float sy, int zy, const ring_t *y, long t) {
   int ch;
   for (ch = 0; ch < c; ++ch)
-    y[ch * ry + (int)(t % ry)] = ch < cin ? sat_u8(zy + lrintf((float)((int)x[ch * rx + (int)(t % rx)] - zx) * sx / sy))
-                                          : (uint8_t)zy;
+    put(y, ch, t, ch < cin ? sat_u8(zy + round_f((float)((int)get(x, ch, t) - zx) * sx / sy)) : (uint8_t)zy);
 }
 
-static void maxpool_col(const uint8_t *x, int c, int rx, int k, long start, uint8_t *y, int ry, long t) {
+static void maxpool_col(const ring_t *x, int c, int k, long start, const ring_t *y, long t) {
   int ch, j;
   for (ch = 0; ch < c; ++ch) {
     int best = -1;
-    for (j = 0; j < k; ++j) {
-      long p = start + j;
-      if (p >= 0 && x[ch * rx + (int)(p % rx)] > best) best = x[ch * rx + (int)(p % rx)];
-    }
-    y[ch * ry + (int)(t % ry)] = (uint8_t)best;
+    for (j = 0; j < k; ++j)
+      if (start + j >= 0 && get(x, ch, start + j) > best) best = get(x, ch, start + j);
+    put(y, ch, t, (uint8_t)best);
   }
 }
 
@@ -93,7 +124,7 @@ static void dense_q(const uint8_t *x, int cin, int zx, const int8_t *w, const in
   for (co = 0; co < cout; ++co) {
     int32_t acc = b[co];
     for (ci = 0; ci < cin; ++ci) acc += ((int32_t)x[ci] - zx) * (int32_t)w[co * cin + ci];
-    y[co] = sat_u8(zy + lrintf((float)acc * mult[co]));
+    y[co] = sat_u8(zy + round_f((float)acc * mult[co]));
   }
 }
 """
@@ -186,16 +217,26 @@ def generate_onepass(onnx_path: str | Path, out: str | Path, input_length: int, 
     lw.run(input_length)
     plan = _plan(lw, input_length, hop)
     cond = lw.conditioning
+    convs = [op for op in plan["trunk"] if op.kind == "conv"]
+    if any(op.params["k"] % 4 for op in convs):
+        raise TinyRhythmError("one-pass C stream: kernel sizes must be multiples of 4")
+    max_taps = max(op.params["w"][0].size for op in convs)
     P, out = prefix.upper(), Path(out)
     rings, consts, body = [], [], []
     ring = plan["ring"]
+    mirror = {}
+    for op in convs:  # a conv's k taps read contiguously: its input repeats its first k-1 columns
+        mirror[op.inputs[0]] = max(mirror.get(op.inputs[0], 0), op.params["k"] - 1)
     for name, r in ring.items():
         t = lw.tensors[name]
-        rings.append(f"static uint8_t r{len(rings)}[{t.shape[0] * r}]; /* {name}: {t.shape[0]} x {r} */")
+        i = len(rings)
+        m = mirror.get(name, 0)
+        rings.append(f"static uint8_t rb{i}[{t.shape[0] * (r + m)}]; /* {name}: {t.shape[0]} x {r} (+{m}) */\n"
+                     f"static const ring_t r{i} = {{rb{i}, {r}, {r + m}, {m}}};")
     rid = {name: i for i, name in enumerate(ring)}
 
     def R(name):
-        return f"r{rid[name]}, {ring[name]}"
+        return f"&r{rid[name]}"
 
     for i, op in enumerate(plan["trunk"]):
         y = lw.tensors[op.output]
@@ -206,12 +247,12 @@ def generate_onepass(onnx_path: str | Path, out: str | Path, input_length: int, 
             mult = (np.float32(x.scale) * p["ws"].astype(np.float32)) / np.float32(y.scale)
             consts += [_arr(f"w{i}", "int8_t", p["w"]), _arr(f"b{i}", "int32_t", p["b"]), _arr(f"m{i}", "float", mult)]
             cond_c = f"{ny} * {p['stride']} - {p['pad']} + {p['k'] - 1} < {nx}"
-            call = (f"conv_col(r{rid[x.name]}, {x.shape[0]}, {ring[x.name]}, {x.zero}, w{i}, b{i}, m{i}, {p['cout']}, "
+            call = (f"conv_col({R(x.name)}, {x.shape[0]}, {x.zero}, w{i}, b{i}, m{i}, {p['cout']}, "
                     f"{p['k']}, {ny} * {p['stride']} - {p['pad']}, {R(op.output)}, {ny}, {y.zero})")
         elif op.kind == "affine":
             consts += [_arr(f"a{i}", "float", p["a"]), _arr(f"c{i}", "float", p["b"])]
             cond_c = f"{ny} < {nx}"
-            call = (f"affine_col(r{rid[x.name]}, {x.shape[0]}, {ring[x.name]}, {_f(x.scale)}, {x.zero}, a{i}, c{i}, "
+            call = (f"affine_col({R(x.name)}, {x.shape[0]}, {_f(x.scale)}, {x.zero}, a{i}, c{i}, "
                     f"{_f(y.scale)}, {y.zero}, {R(op.output)}, {ny})")
         elif op.kind == "add":
             z = lw.tensors[op.inputs[1]]
@@ -221,11 +262,11 @@ def generate_onepass(onnx_path: str | Path, out: str | Path, input_length: int, 
                     f"{R(op.output)}, {ny})")
         elif op.kind == "maxpool":
             cond_c = f"{ny} * {p['stride']} - {p['pad']} + {p['k'] - 1} < {nx}"
-            call = (f"maxpool_col(r{rid[x.name]}, {x.shape[0]}, {ring[x.name]}, {p['k']}, {ny} * {p['stride']} - {p['pad']}, "
+            call = (f"maxpool_col({R(x.name)}, {x.shape[0]}, {p['k']}, {ny} * {p['stride']} - {p['pad']}, "
                     f"{R(op.output)}, {ny})")
         elif op.kind in ("padc", "copy"):
             cond_c = f"{ny} < {nx}"
-            call = (f"requant_col(r{rid[x.name]}, {x.shape[0]}, {ring[x.name]}, {_f(x.scale)}, {x.zero}, {y.shape[0]}, "
+            call = (f"requant_col({R(x.name)}, {x.shape[0]}, {_f(x.scale)}, {x.zero}, {y.shape[0]}, "
                     f"{_f(y.scale)}, {y.zero}, {R(op.output)}, {ny})")
         else:
             raise TinyRhythmError(f"one-pass C stream: unexpected {op.kind} in the trunk")
@@ -272,7 +313,7 @@ static long cyn;
     int64_t den = ca > {floor_units}LL ? ca : {floor_units}LL;
     double num = (double)((int64_t)cy[(cyn - 1 - {half}) % SCALE_N] * SCALE_N);
     float c = (float)(num / (double)den);
-    q = sat_u8(lrintf(c / {_f(inp.scale)}) + {inp.zero});
+    q = sat_u8(round_f(c / {_f(inp.scale)}) + {inp.zero});
   }}"""
         prep = f"""  long uv = lrint((double)mv * 1000.0);
   int32_t v = (int32_t)(uv < -{CLAMP_UV} ? -{CLAMP_UV} : uv > {CLAMP_UV} ? {CLAMP_UV} : uv);
@@ -281,7 +322,7 @@ static long cyn;
         reset = "  memset(cn, 0, sizeof cn); cyn = 0;"
     else:
         cond_state = ""
-        prep = f"  q = sat_u8(lrintf(mv / {_f(inp.scale)}) + {inp.zero});"
+        prep = f"  q = sat_u8(round_f(mv / {_f(inp.scale)}) + {inp.zero});"
         reset = ""
     zero_n = ", ".join("0" for _ in ring)
     header = f"""/* Generated by tinyrhythm: the one-pass int8 stream, per hop only the new columns of every layer. */
@@ -312,6 +353,17 @@ int {prefix}_onepass_push(const float *mv, int n, int *consumed, long *start, in
 #include <string.h>
 
 static uint8_t sat_u8(long v) {{ return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }}
+#define TR_MAX_TAPS {max_taps}
+{ROUND_F}{DSP_HELPERS}
+/* A tensor's ring of recent columns: column t of channel ch at b[ch * s + t % r]; a conv's
+   input keeps its first m = k-1 columns repeated at r..r+m-1 (s = r + m). */
+typedef struct {{ uint8_t *b; uint16_t r, s, m; }} ring_t;
+static inline uint8_t get(const ring_t *x, int ch, long t) {{ return x->b[ch * x->s + (int)(t % x->r)]; }}
+static inline void put(const ring_t *y, int ch, long t, uint8_t v) {{
+  int i = (int)(t % y->r);
+  y->b[ch * y->s + i] = v;
+  if (i < y->m) y->b[ch * y->s + y->r + i] = v;
+}}
 {_used_kernels(body)}
 {"".join(consts)}
 {chr(10).join(rings)}
@@ -335,7 +387,7 @@ static void advance(void) {{
 static void take(float mv) {{
   uint8_t q;
 {prep}
-  r{rid[inp.name]}[n[{rid[inp.name]}] % {ring[inp.name]}] = q;
+  put(&r{rid[inp.name]}, 0, n[{rid[inp.name]}], q);
   n[{rid[inp.name]}]++;
   advance();
 }}
@@ -350,7 +402,7 @@ int {prefix}_onepass_push(const float *mv, int n_in, int *consumed, long *start,
       for (c = 0; c < {feat.shape[0]}; ++c)
         for (j = 0; j < {plan["cols"]}; ++j) {{
           long t = c0 + j;
-          flat[c * {plan["cols"]} + j] = sat_u8({flat.zero} + lrintf((float)((int)r{rid[feat.name]}[c * {ring[feat.name]} + (int)(t % {ring[feat.name]})] - {feat.zero}) * {_f(feat.scale)} / {_f(flat.scale)}));
+          flat[c * {plan["cols"]} + j] = sat_u8({flat.zero} + round_f((float)((int)get(&r{rid[feat.name]}, c, t) - {feat.zero}) * {_f(feat.scale)} / {_f(flat.scale)}));
         }}
       dense_q(flat, {flat.size}, {flat.zero}, wd, bd, md, {d["cout"]}, out, {logits.zero});
       best = 0;
@@ -370,7 +422,7 @@ int {prefix}_onepass_push(const float *mv, int n_in, int *consumed, long *start,
 """
     (out / f"{prefix}_onepass.h").write_text(header)
     (out / f"{prefix}_onepass.c").write_text(source)
-    state = sum(lw.tensors[k].shape[0] * r for k, r in ring.items()) + flat.size + logits.size
+    state = sum(lw.tensors[k].shape[0] * (r + mirror.get(k, 0)) for k, r in ring.items()) + flat.size + logits.size
     if cond is not None:
         state += 4 * (cond["stages"] * cond["kernel"] + input_length) + 8 * (cond["stages"] + 1)
     return {"hop": hop, "delay_samples": plan["delay"] + (0 if cond is None else cond["stages"] * (cond["kernel"] // 2) + input_length // 2), "macs_per_decision": int(plan["macs_per_decision"]),

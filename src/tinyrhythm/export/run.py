@@ -72,7 +72,7 @@ def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, st
                                      "max_abs_diff": fid["max_abs_diff"], "argmax_agreement": fid["argmax_agreement"],
                                      "sqnr_db": fid["sqnr_db"]}
         if fmt == "c":
-            report["c"] = _export_c(work, lm, x)
+            report["c"] = _export_c(work, lm, x, report["macs"])
         if fmt == "tflite":
             report["forms"]["model-int8.tflite"] = _export_tflite(work, float_lm, calib, x)
     except BaseException:
@@ -100,6 +100,15 @@ def report_table(r: dict) -> str:
                   + ", ".join(f"{k} {v:,} bytes" for k, v in flash.items())
                   + f"; {c['latency_ms_per_window_O2']:.3f} ms/window at -O2; same class as ONNX int8 on "
                   f"{c['class_agreement_with_onnx_int8']:.2%} of windows, max {c['max_score_diff_steps']:g} steps apart"]
+        e = c.get("cortex_m4_emulated") or {}
+        m4 = c["code_bytes"].get("cortex_m4_gcc_Os")
+        if m4 and "instructions_per_window" in e:
+            lines += ["", f"Cortex-M4 (-Os, DSP kernels): flash {m4['flash']:,} bytes; RAM to stream {m4['ram_stream_total']:,} "
+                      f"bytes (statics, tr_stream_t, {m4['stack_stream']} bytes of stack); {e['instructions_per_window']:,} "
+                      f"instructions per window ({e['instructions_per_mac']:.2f} per MAC) in the unicorn emulator, "
+                      f"{e['ms_per_window_64MHz']:.1f} ms at 64 MHz and {e['ms_per_window_190MHz']:.1f} ms at 190 MHz "
+                      f"(CPI {e['cpi_assumed']} assumed), scores {'equal to' if e['scores_equal_x86'] else 'DIFFERENT from'} "
+                      "the x86 build's"]
         o = c.get("onepass") or {}
         if "macs_per_decision" in o:
             flash = {k: v["flash"] for k, v in o["code_bytes"].items() if isinstance(v, dict) and "flash" in v}
@@ -159,13 +168,14 @@ def onnx_int8_run(path: Path, tensor: str, x: np.ndarray) -> tuple[np.ndarray, n
     return (q.reshape(len(x), -1).astype(np.int16) - 128).astype(np.int8), logits
 
 
-def _export_c(work: Path, lm, x: np.ndarray) -> dict:
+def _export_c(work: Path, lm, x: np.ndarray, macs: int) -> dict:
     """Generate the C build, compile and run it on the check windows, compare with ONNX Runtime int8."""
     from .c import code_bytes, compile_and_run, generate
 
     info = generate(work / "model-int8.onnx", work, lm.input_length, list(lm.classes))
     xq, ort = onnx_int8_run(work / "model-int8.onnx", info["input_tensor"], x)
     scores, seconds = compile_and_run(work, xq)
+    onepass, stream = _export_c_onepass(work, lm, x)
     sizes = code_bytes(work)
     m4 = sizes.get("cortex_m4_gcc_Os")
     if m4:  # what a Cortex-M4 must hold in RAM to stream: statics, the caller's tr_stream_t, the deepest stack
@@ -179,12 +189,14 @@ def _export_c(work: Path, lm, x: np.ndarray) -> dict:
             "code_bytes": sizes,
             # one process over all check windows (start-up and I/O included), gcc -O2, one core
             "latency_ms_per_window_O2": round(1e3 * seconds / len(xq), 4),
-            "onepass": _export_c_onepass(work, lm, x)}
+            "onepass": onepass,
+            "cortex_m4_emulated": _emulate_cortex_m4(work, lm, {**info, "macs": macs}, xq, scores, onepass, stream)}
 
 
-def _export_c_onepass(work: Path, lm, x: np.ndarray) -> dict:
+def _export_c_onepass(work: Path, lm, x: np.ndarray) -> tuple[dict, tuple | None]:
     """The one-pass C stream (tr_onepass.c), checked against tinyrhythm.onepass on the same int8
-    model: the check windows joined end to end into one real-ECG stream, pushed in random chunks."""
+    model: the check windows joined end to end into one real-ECG stream, pushed in random chunks.
+    Also (the stream, the C build's scores on it) for the Cortex-M4 check."""
     from ..inference import LoadedModel
     from ..onepass import logits as onepass_logits
     from .c import code_bytes
@@ -195,7 +207,7 @@ def _export_c_onepass(work: Path, lm, x: np.ndarray) -> dict:
     try:
         info = generate_onepass(work / "model-int8.onnx", work, lm.input_length, hop)
     except TinyRhythmError as exc:  # e.g. a global-pooling head, or a hop off the trunk's stride
-        return {"unavailable": str(exc)}
+        return {"unavailable": str(exc)}, None
     signal = np.ascontiguousarray(x[:64].reshape(-1), np.float32)
     starts, scores, seconds = run_onepass(work, signal)
     int8 = LoadedModel("model-int8", OrtModule(work / "model-int8.onnx"), list(lm.classes), lm.fs, lm.input_length, {})
@@ -209,4 +221,49 @@ def _export_c_onepass(work: Path, lm, x: np.ndarray) -> dict:
             "class_agreement_with_python_onepass": round(float((scores.argmax(1) == py.argmax(1)).mean()), 4),
             "max_score_diff_steps": int(np.abs(scores - py).max()),
             "code_bytes": code_bytes(work, source="tr_onepass.c"),
-            "ms_per_decision_O2": round(1e3 * seconds / max(1, len(starts)), 4)}
+            "ms_per_decision_O2": round(1e3 * seconds / max(1, len(starts)), 4)}, (signal, scores, hop)
+
+
+# Estimates from instruction counts, stated as assumptions: cycles = instructions x CPI, and
+# the energy of a cycle for a low-power Cortex-M4F.
+CPI = 1.25  # mostly single-cycle ALU/MAC/SMLAD/VFP ops, 2-cycle loads partly pipelined, zero-wait-state flash
+PJ_PER_CYCLE = 54.0  # 30 uA/MHz at 1.8 V
+
+
+def _emulate_cortex_m4(work: Path, lm, info: dict, xq: np.ndarray, x86_scores: np.ndarray, onepass: dict,
+                       stream: tuple | None) -> dict:
+    """The -Os build (the one whose flash is reported) run in the unicorn Cortex-M4 emulator:
+    instructions per window and per hop of both streams, outputs against the x86 build."""
+    from .cortex_m import CortexM4, available
+
+    missing = available()
+    if missing:
+        return {"unavailable": f"needs {missing}"}
+    m4 = CortexM4(work, "-Os", conditioned=info["conditioning"] is not None)
+    n_cls = x86_scores.shape[1]
+    sc, counts = m4.classify(xq[:4], n_cls)
+    per_window = int(np.median(counts))
+    out = {"build": "arm-none-eabi-gcc -Os -mcpu=cortex-m4 -mthumb -mfloat-abi=hard, __ARM_FEATURE_DSP kernels",
+           "windows_checked": len(counts), "scores_equal_x86": bool(np.array_equal(sc, x86_scores[:4])),
+           "instructions_per_window": per_window,
+           "instructions_per_mac": round(per_window / info.get("macs", 1), 3) if info.get("macs") else None,
+           "cpi_assumed": CPI, "pj_per_cycle_assumed": PJ_PER_CYCLE}
+    hop = lm.input_length // 4
+    signal = stream[0][: lm.input_length + 24 * hop] if stream else np.ascontiguousarray(
+        np.asarray(xq[:8], np.float32).reshape(-1))
+    _, w_hops = m4.stream_hops(signal, hop, onepass=False, classes=n_cls,
+                               dtype=np.float32 if info["conditioning"] is not None else np.int8)
+    out["instructions_per_hop_window_stream"] = int(np.median(w_hops)) if w_hops else None
+    if stream and "macs_per_decision" in onepass:
+        op_scores, op_hops = m4.stream_hops(signal, hop, onepass=True, classes=n_cls)
+        out["instructions_per_hop_onepass"] = int(np.median(op_hops)) if op_hops else None
+        out["onepass_scores_equal_x86"] = bool(np.array_equal(op_scores, stream[1][: len(op_scores)].astype(np.int8)))
+        out["onepass_decisions_checked"] = len(op_scores)
+    for mhz in (64, 190):
+        for key in ("window", "hop_onepass"):
+            n = per_window if key == "window" else out.get("instructions_per_hop_onepass")
+            if n:
+                cycles = n * CPI
+                out[f"ms_per_{key}_{mhz}MHz"] = round(1e3 * cycles / (mhz * 1e6), 3)
+                out[f"uJ_per_{key}"] = round(cycles * PJ_PER_CYCLE * 1e-6, 2)
+    return out
