@@ -26,6 +26,7 @@ demo: $(BIN)/.base
 	$(BIN)/tinyrhythm demo --out demo
 
 test: $(BIN)/.full
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
 clean-demo:

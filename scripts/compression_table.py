@@ -16,7 +16,6 @@ from pathlib import Path
 
 
 def latency(cell: Path, name_or_model: str) -> float:
-    import numpy as np
     import torch
 
     from tinyrhythm.compress.quantize import torch_latency_ms

@@ -49,11 +49,12 @@ def pack(store_dir: Path, out_dir: Path, splits: list[str]) -> None:
         sys.exit(f"{store_dir}: packing handles one-shard stores only")
     shard = store.path / store.manifest["shards"][0]["name"]
     keep = np.isin(store.splits, [SPLITS.index(s) for s in splits])
-    arrays = {k: np.load(shard / f"{k}.npy")[keep] for k in PER_WINDOW}
+    arrays = {k: np.load(shard / f"{k}.npy", allow_pickle=False)[keep] for k in PER_WINDOW}
     gidx = np.flatnonzero(keep)
     L = store.window_length
-    raw = np.load(shard / "windows.npy", mmap_mode="r")
-    q = lambda x: np.clip(np.round(np.asarray(x, np.float64) * UV), -32768, 32767).astype(np.int16)
+    raw = np.load(shard / "windows.npy", mmap_mode="r", allow_pickle=False)
+    def q(x):
+        return np.clip(np.round(np.asarray(x, np.float64) * UV), -32768, 32767).astype(np.int16)
     order = np.lexsort((arrays["start"], arrays["record"]))
     pieces, piece_meta, verbatim = [], [], []  # piece_meta: (record, start) of each kept run
     rec = arrays["record"][order]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from conftest import CINC, DATA, ICENTIA_P0, assert_one_line_error, copy_record, run_cli
+from conftest import CINC, ICENTIA_P0, assert_one_line_error, copy_record, run_cli
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from tinyrhythm import models
 from tinyrhythm.checkpoint import record_hash
 from tinyrhythm.compress.distill import distillation_loss
 from tinyrhythm.compress.prune import MaskHook, PruneConfig, channel_prune, magnitude_masks, prunable, size_report
-from tinyrhythm.compress.quantize import QuantizeConfig, convert_torch, fidelity, prepare_torch
+from tinyrhythm.compress.quantize import convert_torch, fidelity, prepare_torch
 from tinyrhythm.inference import load_model
 from tinyrhythm.windows.store import WindowStore
 

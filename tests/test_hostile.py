@@ -11,9 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tinyrhythm.errors import TinyRhythmError
-from tinyrhythm.models import REGISTRY, count_params_table, create
+from tinyrhythm.models import count_params_table, create
 from tinyrhythm.models.cnn import same_pad
 
 from conftest import run_cli

@@ -12,7 +12,7 @@ from tinyrhythm.datasets.safe_pickle import UnsafePickleError, load as safe_load
 from tinyrhythm.datasets.wfdb_io import read_annotations
 from tinyrhythm.errors import DataError
 
-from conftest import CINC, DATA, ICENTIA_P0, ORIGINAL, run_cli
+from conftest import ICENTIA_P0, ORIGINAL, run_cli
 
 SEGMENTS = ["s00", "s15", "s19", "s20", "s39", "s48"]
 

@@ -61,8 +61,8 @@ def _arrays(path):
     for s in store.manifest["shards"]:
         d = path / s["name"]
         info = json.loads((d / "shard.json").read_text())
-        pat = np.array(info["patients"])[np.load(d / "patient.npy")]
-        keys += list(zip(pat.tolist(), np.load(d / "start.npy").tolist()))
+        pat = np.array(info["patients"])[np.load(d / "patient.npy", allow_pickle=False)]
+        keys += list(zip(pat.tolist(), np.load(d / "start.npy", allow_pickle=False).tolist()))
     return store, keys
 
 
@@ -131,8 +131,8 @@ def test_killed_build_resumes(tmp_path):
     a, b = WindowStore(out), WindowStore(clean)
     assert a.manifest["counts"] == b.manifest["counts"]
     for name in ("windows", "labels", "split", "start", "record", "patient"):
-        np.testing.assert_array_equal(np.load(out / "shard-0000-of-0001" / f"{name}.npy"),
-                                      np.load(clean / "shard-0000-of-0001" / f"{name}.npy"))
+        np.testing.assert_array_equal(np.load(out / "shard-0000-of-0001" / f"{name}.npy", allow_pickle=False),
+                                      np.load(clean / "shard-0000-of-0001" / f"{name}.npy", allow_pickle=False))
     assert not list(out.rglob("*.tmp"))
 
 

@@ -77,7 +77,7 @@ class _TorchTrunk:
     """The float CNN family: its own layers run over any length with the window's padding."""
 
     def __init__(self, model: TinyRhythmCNN, length: int):
-        self.m, cfg = model, model.config
+        self.m = model
         self.pads = {}
         scale, reach, n = 1, 0, length
         for mod in model.modules():  # definition order is execution order in this family

@@ -19,9 +19,7 @@ import math
 import os
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -134,7 +132,7 @@ def channel_prune(model, sparsity: float):
 
 def _sliced_state(old, new, keep_idx) -> dict:
     state = {k: v.clone() for k, v in old.state_dict().items()}
-    old_groups, new_groups = _inner_groups(old), _inner_groups(new)
+    old_groups = _inner_groups(old)
     names = {id(m): n for n, m in old.named_modules()}
     for (a, bn, b), idx in zip(old_groups, keep_idx):
         na, nbn, nb = names[id(a)], names[id(bn)], names[id(b)]

@@ -796,7 +796,7 @@ def _quantize_source(prefix: str, cond: dict | None) -> tuple[str, str, str, str
     window needs the window's own mean and scale, which int8 samples quantized on arrival
     with a fixed scale could not give."""
     P = prefix.upper()
-    clamp = f"""    window[i] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);"""
+    clamp = """    window[i] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);"""
     if cond is None:
         fn = f"""int {prefix}_quantize(const float *mv, int length, int8_t *window) {{
   int i;

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view

@@ -16,25 +16,25 @@ FLAT_MV, FLAT_S = 0.02, 2.0
 RAIL_S, RAIL_MV = 0.08, 1.0
 
 
-def _runs_of_equal(x: np.ndarray, min_len: int) -> np.ndarray:
-    """Mask of samples inside runs of >= min_len identical consecutive values."""
-    mask = np.zeros(len(x), bool)
-    if len(x) < min_len:
-        return mask
-    # Such a run holds a whole aligned block of min_len // 2 samples: where no block is
-    # constant (nearly always) the per-sample scan below is skipped.
-    b = min_len // 2
-    blocks = x[: len(x) // b * b].reshape(-1, b)
-    if not (blocks.max(1) == blocks.min(1)).any():
-        return mask
-    change = np.flatnonzero(x[1:] != x[:-1]) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [len(x)]])
+def _stuck_far(y: np.ndarray, bad: np.ndarray, min_len: int) -> np.ndarray | None:
+    """Samples in runs of >= min_len identical consecutive values more than RAIL_MV from the
+    baseline (None: none). A run's samples are all far or all near (one value), so only the
+    far samples (R peaks, mostly: a small share) are scanned for runs."""
+    good = y[::8][~bad[::8]]  # the baseline from every 8th readable sample: the 1 mV margin needs no more
+    base = float(np.median(good)) if len(good) else 0.0
+    idx = np.flatnonzero(np.abs(y - base) > RAIL_MV)
+    if len(idx) < min_len:
+        return None
+    v = y[idx]
+    brk = np.flatnonzero((np.diff(idx) != 1) | (v[1:] != v[:-1])) + 1
+    starts, ends = np.concatenate([[0], brk]), np.concatenate([brk, [len(idx)]])
     long = ends - starts >= min_len
-    edges = np.zeros(len(x) + 1, np.int8)  # +1 where a long run starts, -1 where it ends
-    edges[starts[long]] += 1  # starts are distinct, ends too; a long run may end where the next begins
-    edges[ends[long]] -= 1
-    return np.cumsum(edges[:-1], dtype=np.int8) > 0
+    if not long.any():
+        return None
+    mask = np.zeros(len(y), bool)
+    for a, e in zip(idx[starts[long]], idx[ends[long] - 1] + 1):  # few: each is a saturated stretch
+        mask[a:e] = True
+    return mask
 
 
 def unreadable_mask(x: np.ndarray, fs: float) -> np.ndarray:
@@ -52,10 +52,7 @@ def unreadable_mask(x: np.ndarray, fs: float) -> np.ndarray:
         # A flat span centred on block i makes all its k blocks flat, hence the dilation.
         flat = maximum_filter1d((rng < FLAT_MV).astype(np.uint8), k).astype(bool)
         bad |= np.repeat(flat, b)[: len(y)]
-    stuck = _runs_of_equal(y, max(3, int(round(RAIL_S * fs))))
-    if stuck.any():
-        # The baseline from every 8th readable sample: the 1 mV margin does not need more.
-        good = y[::8][~bad[::8]]
-        base = float(np.median(good)) if len(good) else 0.0
-        bad |= stuck & (np.abs(y - base) > RAIL_MV)
+    stuck = _stuck_far(y, bad, max(3, int(round(RAIL_S * fs))))
+    if stuck is not None:
+        bad |= stuck
     return bad

@@ -18,7 +18,6 @@ Source and licence: ATTRIBUTION.md beside this file.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from importlib import resources

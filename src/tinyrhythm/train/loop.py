@@ -165,7 +165,6 @@ def _make_optimizer(cfg: TrainConfig, model, steps_total: int):
 
 def _prepare_out(out: Path, cfg: TrainConfig, store: WindowStore, resume: bool, rank: int) -> dict | None:
     ckpt = out / "checkpoint.pt"
-    meta = {"train": cfg.to_dict(), "store_config_hash": store.manifest["config_hash"], "store": str(store.path)}
     if resume:
         if not ckpt.is_file():
             raise TinyRhythmError(f"{out}: nothing to resume (checkpoint.pt missing)")

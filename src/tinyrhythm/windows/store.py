@@ -184,7 +184,7 @@ def _consolidate(shard_dir: Path, parts: list[Path], cfg: BuildConfig, classes: 
     n = 0
     metas = []
     for p in parts:
-        with np.load(p) as z:
+        with np.load(p, allow_pickle=False) as z:
             n += len(z["labels"])
             metas.append(json.loads(bytes(z["meta"]).decode()))
     length = cfg.window.length
@@ -198,7 +198,7 @@ def _consolidate(shard_dir: Path, parts: list[Path], cfg: BuildConfig, classes: 
     skipped: list[str] = []
     at = 0
     for pi, (p, meta) in enumerate(zip(parts, metas)):
-        with np.load(p) as z:
+        with np.load(p, allow_pickle=False) as z:
             m = len(z["labels"])
             arr["windows"][at : at + m] = z["windows"]
             for k in ("labels", "rhythm", "start", "split"):
@@ -215,10 +215,10 @@ def _consolidate(shard_dir: Path, parts: list[Path], cfg: BuildConfig, classes: 
     arr.clear()
     for k in ARRAYS:
         os.replace(tmp[k], shard_dir / f"{k}.npy")
-    labels = np.load(shard_dir / "labels.npy")
-    split = np.load(shard_dir / "split.npy")
+    labels = np.load(shard_dir / "labels.npy", allow_pickle=False)
+    split = np.load(shard_dir / "split.npy", allow_pickle=False)
     counts = {s: {c: int(((split == si) & (labels == ci)).sum()) for ci, c in enumerate(classes)} for si, s in enumerate(SPLITS)}
-    patient = np.load(shard_dir / "patient.npy")
+    patient = np.load(shard_dir / "patient.npy", allow_pickle=False)
     patients_per_split = {s: int(len(np.unique(patient[split == si]))) for si, s in enumerate(SPLITS)}
     info = {"config_hash": cfg.digest(), "windows": n, "patients": patients, "records": records,
             "skipped": skipped, "counts": counts, "patients_per_split": patients_per_split}
@@ -377,7 +377,7 @@ class WindowStore:
         return int(self.offsets[-1])
 
     def _per_window(self, name: str) -> np.ndarray:
-        return np.concatenate([np.load(self.path / s["name"] / f"{name}.npy") for s in self.manifest["shards"]])
+        return np.concatenate([np.load(self.path / s["name"] / f"{name}.npy", allow_pickle=False) for s in self.manifest["shards"]])
 
     @functools.cache
     def record_keys(self) -> np.ndarray:
@@ -385,7 +385,7 @@ class WindowStore:
         keys, base = [], 0
         for s in self.manifest["shards"]:
             d = self.path / s["name"]
-            keys.append(np.load(d / "record.npy").astype(np.int64) + base)
+            keys.append(np.load(d / "record.npy", allow_pickle=False).astype(np.int64) + base)
             base += len(json.loads((d / "shard.json").read_text())["records"])
         return np.concatenate(keys) if keys else np.zeros(0, np.int64)
 
@@ -440,7 +440,7 @@ class WindowStore:
             pats = json.loads((d / "shard.json").read_text())["patients"]
             codes = np.array([names.index(p.split("/", 1)[0]) if p.split("/", 1)[0] in names else -1 for p in pats] or [0],
                              dtype=np.int16)
-            out.append(codes[np.load(d / "patient.npy")])
+            out.append(codes[np.load(d / "patient.npy", allow_pickle=False)])
         return (np.concatenate(out) if out else np.zeros(0, np.int16)), names
 
     def sample_weights(self, split: str = "train", dataset_weights: dict[str, float] | None = None) -> np.ndarray:
