@@ -225,6 +225,8 @@ class OnePassClassifier:
         self.emitted = 0
 
     def push(self, samples) -> list[tuple[int, np.ndarray]]:
+        """Add samples; returns (start sample, class probabilities) for every window whose
+        receptive field is now complete."""
         x = np.asarray(samples, np.float32).ravel()
         if not np.isfinite(x).all():
             raise TinyRhythmError("stream contains NaN or infinite samples")

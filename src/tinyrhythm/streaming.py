@@ -14,6 +14,9 @@ from .errors import TinyRhythmError
 
 
 class StreamingClassifier:
+    """Push samples (at the model's rate) in any chunks, as a device delivers them; get
+    (start, probabilities) for every window at 0, hop, 2*hop, ..., each classified alone."""
+
     def __init__(self, lm, hop: int | None = None):
         self.lm, self.length = lm, lm.input_length
         self.hop = hop or self.length // 2

@@ -48,15 +48,19 @@ class Dataset:
         """Raise DataError if the folder does not hold this dataset."""
 
     def patients(self) -> list[str]:
+        """Patient ids, sorted: the unit of the train/val/test split (a patient's records stay together)."""
         raise NotImplementedError
 
     def records(self, patient: str) -> Iterator[Record]:
+        """A patient's records, read and validated: signal in mV, rate, lead, rhythm zones, beats."""
         raise NotImplementedError
 
     def num_records(self) -> int:
+        """How many records all patients have (from file names; nothing is read)."""
         return sum(len(self.record_paths(p)) for p in self.patients())
 
     def record_paths(self, patient: str) -> list[Path]:
+        """The files of a patient's records (a header or signal file per record)."""
         raise NotImplementedError
 
     def record_labels(self) -> dict[str, int]:
@@ -68,5 +72,6 @@ class Dataset:
         return dict(sorted(counts.items()))
 
     def check_fs(self, fs: float, path: str | os.PathLike) -> None:
+        """DataError naming `path` where a dataset with a fixed rate gets another."""
         if self.native_fs is not None and abs(fs - self.native_fs) > 1e-6:
             raise DataError(path, f"unsupported sampling rate {fs:g} Hz for {self.name} (expected {self.native_fs:g} Hz)")

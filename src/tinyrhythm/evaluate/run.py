@@ -35,6 +35,9 @@ def store_for(lm: LoadedModel, store: str | None = None) -> WindowStore:
 
 def evaluate(model: str, task: str, split: str = "test", store: str | None = None, threshold: float | None = None,
              plot: str | None = None) -> dict:
+    """Score a run folder or zoo model on a store split (the task's window store unless `store`):
+    macro and per-class F1 (AF first) and the confusion matrix, at window or record level as
+    the task scores; `plot` (by default beside a run folder) writes the confusion matrix PNG."""
     if split not in SPLITS:
         raise TinyRhythmError(f"unknown split {split!r} (train, val, test)")
     if threshold is not None and not 0 < threshold < 1:

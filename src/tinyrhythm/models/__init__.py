@@ -22,6 +22,10 @@ REGISTRY: dict[str, CNNConfig] = {
 
 
 def create(name: str, num_classes: int = 3, input_length: int = 513, **overrides) -> TinyRhythmCNN:
+    """A new, untrained model of the family by registry name ("cnn1".."cnn5", "cnn3-gap").
+
+    num_classes, input_length: the head's size; overrides: any CNNConfig field (e.g.
+    conditioning="window"). Returns a TinyRhythmCNN taking [batch, 1, input_length] mV, giving logits."""
     try:
         cfg = REGISTRY[name]
     except KeyError:
@@ -41,6 +45,7 @@ def from_config(d: dict) -> TinyRhythmCNN:
 
 
 def describe(name: str, num_classes: int = 3, input_length: int = 513) -> dict:
+    """A registry model's configuration, parameter counts (the study's way and trainable) and MACs per window."""
     model = create(name, num_classes, input_length)
     cfg = model.config
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -176,6 +176,11 @@ def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorCo
 
 def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None = None, lead: int | str | None = None,
             cfg: MonitorConfig | None = None) -> MonitorResult:
+    """Rhythm over time of one recording of any length.
+
+    path: WFDB (.hea/.dat), CinC .mat, EDF/EDF+, or .csv/.npy with `fs`; model: zoo name, run
+    folder or a LoadedModel; lead: index or name. Returns a MonitorResult: smoothed label and
+    probabilities per hop, episodes, AF burden, beats and the Holter summary (`.holter()`)."""
     cfg = cfg or MonitorConfig()
     lm = model if isinstance(model, LoadedModel) else load_model(model)
     hop = _check(cfg, lm)

@@ -390,6 +390,7 @@ class WindowStore:
         return np.concatenate(keys) if keys else np.zeros(0, np.int64)
 
     def record_names(self) -> list[str]:
+        """Record names in record-index order (the `record` array indexes them)."""
         return [r for s in self.manifest["shards"] for r in json.loads((self.path / s["name"] / "shard.json").read_text())["records"]]
 
     @functools.cache
@@ -406,9 +407,11 @@ class WindowStore:
         return int(self.manifest["window_length"])
 
     def indices(self, split: str) -> np.ndarray:
+        """Window indices of a split ("train", "val", "test")."""
         return np.flatnonzero(self.splits == SPLITS.index(split))
 
     def window(self, i: int) -> np.ndarray:
+        """One window's samples (mV, the store's rate), read from its shard's memory map."""
         s = int(np.searchsorted(self.offsets, i, side="right") - 1)
         return np.asarray(self._windows[s][i - self.offsets[s]])
 
@@ -428,6 +431,7 @@ class WindowStore:
         return x, self.labels[idx].astype(np.int64)
 
     def class_counts(self, split: str) -> np.ndarray:
+        """Windows per class in a split."""
         return np.bincount(self.labels[self.indices(split)], minlength=len(self.classes))
 
     @functools.cache

@@ -42,6 +42,7 @@ def sha256(path: Path) -> str:
 
 
 def load(name: str):
+    """A shipped model by name (SHA-256 of its weights checked against its card) as a LoadedModel."""
     # torch is imported here, not at module level: the CLI reads DEFAULT_RHYTHM_MODEL at start-up.
     from .. import models
     from ..checkpoint import load_weights
