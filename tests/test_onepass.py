@@ -176,3 +176,11 @@ def test_c_onepass_stream_is_bit_exact_with_python(name, tmp_path):
     probs = OnePassClassifier(lm, 128)
     d = probs.push(x) + probs.finish()
     assert (np.stack([p for _, p in d])[: len(scores)].argmax(1) == scores.argmax(1)).all()
+
+
+def test_monitor_many_bad_options_are_one_line(tmp_path):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(run_cli("monitor", MITDB / "100.hea", MITDB / "203.hea", "--jobs", "0"), "--jobs")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_cli("monitor", tmp_path / "empty", "--jobs", "2"), "empty", "no records")
