@@ -37,6 +37,55 @@ def run_cli(*args, env=None, check=None):
     return proc
 
 
+# Commands that start worker processes run as a real subprocess even in-process mode: a fork
+# of the test process (torch's threads included) is not what a user runs.
+_SPAWNING = ("--jobs", "--workers", "train")
+
+
+def run_inprocess(*args, env=None, check=None):
+    """`tinyrhythm ARGS` through cli.main() in this interpreter (the error-contract tests: no
+    2.5 s interpreter start per call), with stdout/stderr captured, the environment patched for
+    the call, and an escaped exception turned into exit code 1 and its traceback on stderr, as a
+    subprocess would show it. The same CompletedProcess as run_cli."""
+    import contextlib
+    import io
+    import traceback
+
+    argv = [str(a) for a in args]
+    if any(a in _SPAWNING for a in argv):
+        return run_cli(*args, env=env, check=check)
+    import torch
+
+    from tinyrhythm import cli
+
+    saved = dict(os.environ)
+    threads = torch.get_num_threads()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.setdefault("TINYRHYTHM_DATA", str(DATA))
+        for k, v in (env or {}).items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = cli.main(argv)
+            except SystemExit as exc:  # argparse's usage errors
+                rc = exc.code if isinstance(exc.code, int) else 2
+            except Exception:
+                traceback.print_exc()
+                rc = 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        torch.set_num_threads(threads)
+    proc = subprocess.CompletedProcess(["tinyrhythm", *argv], rc, out.getvalue(), err.getvalue())
+    if check is not None:
+        assert proc.returncode == check, proc.stderr
+    return proc
+
+
 def assert_one_line_error(proc, *fragments):
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     err = proc.stderr.strip()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from conftest import CINC, ICENTIA_P0, assert_one_line_error, copy_record, run_cli
+from conftest import CINC, ICENTIA_P0, assert_one_line_error, copy_record, run_inprocess
 
 
 @pytest.fixture
@@ -17,28 +17,28 @@ def icentia_copy(tmp_path):
 def test_truncated_dat(icentia_copy):
     dat = icentia_copy.with_suffix(".dat")
     dat.write_bytes(dat.read_bytes()[:1_000_000])
-    assert_one_line_error(run_cli("data", "show", icentia_copy.with_suffix(".hea")), str(dat), "truncated")
+    assert_one_line_error(run_inprocess("data", "show", icentia_copy.with_suffix(".hea")), str(dat), "truncated")
 
 
 def test_header_disagrees_with_data(icentia_copy):
     hea = icentia_copy.with_suffix(".hea")
     hea.write_text(hea.read_text().replace("1048577", "1048000"))  # sample count no longer matches
-    assert_one_line_error(run_cli("data", "show", hea), "p00000_s15.dat", "checksum mismatch")
+    assert_one_line_error(run_inprocess("data", "show", hea), "p00000_s15.dat", "checksum mismatch")
     dat = icentia_copy.with_suffix(".dat")
     raw = bytearray(dat.read_bytes())
     raw[1000:1002] = b"\x00\x40"  # one corrupted sample
     dat.write_bytes(bytes(raw))
     hea.write_text(hea.read_text().replace("1048000", "1048577"))
-    assert_one_line_error(run_cli("data", "show", hea), "checksum mismatch")
+    assert_one_line_error(run_inprocess("data", "show", hea), "checksum mismatch")
 
 
 def test_missing_and_unsupported_sampling_rate(icentia_copy):
     hea = icentia_copy.with_suffix(".hea")
     text = hea.read_text()
     hea.write_text(text.replace("p00000_s15 1 250 1048577", "p00000_s15 1"))
-    assert_one_line_error(run_cli("data", "show", hea), str(hea), "missing sampling rate")
+    assert_one_line_error(run_inprocess("data", "show", hea), str(hea), "missing sampling rate")
     hea.write_text(text.replace(" 250 ", " 500 "))
-    assert_one_line_error(run_cli("data", "show", hea), str(hea), "unsupported sampling rate 500 Hz")
+    assert_one_line_error(run_inprocess("data", "show", hea), str(hea), "unsupported sampling rate 500 Hz")
 
 
 def _write_record(tmp_path, name, d_signal, fs=250):
@@ -50,22 +50,22 @@ def _write_record(tmp_path, name, d_signal, fs=250):
 def test_nan_and_flat_line(tmp_path):
     sig = (np.sin(np.arange(5000) / 10) * 300).astype(np.int16)
     sig[1234] = -32768  # WFDB's invalid-sample marker becomes NaN
-    assert_one_line_error(run_cli("data", "show", _write_record(tmp_path, "nan", sig)), "nan.dat", "NaN/Inf", "1234")
+    assert_one_line_error(run_inprocess("data", "show", _write_record(tmp_path, "nan", sig)), "nan.dat", "NaN/Inf", "1234")
     flat = np.full(5000, 7, np.int16)
-    assert_one_line_error(run_cli("data", "show", _write_record(tmp_path, "flat", flat)), "flat.dat", "flat-line")
+    assert_one_line_error(run_inprocess("data", "show", _write_record(tmp_path, "flat", flat)), "flat.dat", "flat-line")
 
 
 def test_empty_record(tmp_path):
     (tmp_path / "empty.hea").write_text("empty 1 250 0\nempty.dat 16 200(0)/mV 16 0 0 0 0 ecg\n")
     (tmp_path / "empty.dat").write_bytes(b"")
-    assert_one_line_error(run_cli("data", "show", tmp_path / "empty.hea"), "empty.hea", "empty record")
+    assert_one_line_error(run_inprocess("data", "show", tmp_path / "empty.hea"), "empty.hea", "empty record")
 
 
 def test_annotation_without_signal(icentia_copy):
     icentia_copy.with_suffix(".dat").unlink()
-    assert_one_line_error(run_cli("data", "show", icentia_copy.with_suffix(".hea")), "p00000_s15.dat", "not found")
+    assert_one_line_error(run_inprocess("data", "show", icentia_copy.with_suffix(".hea")), "p00000_s15.dat", "not found")
     icentia_copy.with_suffix(".hea").unlink()
-    assert_one_line_error(run_cli("data", "show", icentia_copy.with_suffix(".atr")), "p00000_s15.hea", "not found")
+    assert_one_line_error(run_inprocess("data", "show", icentia_copy.with_suffix(".atr")), "p00000_s15.hea", "not found")
 
 
 def _cinc_root(tmp_path, n=20):
@@ -84,7 +84,7 @@ def test_unknown_label_in_reference(tmp_path):
     root, names = _cinc_root(tmp_path)
     ref = root / "REFERENCE.csv"
     ref.write_text(ref.read_text().replace(f"{names[3]},", f"{names[3]},X", 1).replace(",XN", ",X").replace(",XA", ",X").replace(",XO", ",X").replace(",X~", ",X"))
-    proc = run_cli("data", "summary", "cinc2017", env={"TINYRHYTHM_DATA": str(tmp_path / "data")})
+    proc = run_inprocess("data", "summary", "cinc2017", env={"TINYRHYTHM_DATA": str(tmp_path / "data")})
     assert_one_line_error(proc, str(ref), "line 4", "unknown label 'X'")
 
 
@@ -92,15 +92,15 @@ def test_folder_that_is_not_the_dataset(tmp_path):
     (tmp_path / "cinc2017" / "training2017").mkdir(parents=True)
     (tmp_path / "icentia11k" / "wfdb").mkdir(parents=True)
     env = {"TINYRHYTHM_DATA": str(tmp_path)}
-    assert_one_line_error(run_cli("data", "summary", "cinc2017", env=env), "training2017", "REFERENCE.csv not found")
-    assert_one_line_error(run_cli("data", "summary", "icentia11k", env=env), "not an Icentia11k WFDB folder")
-    assert_one_line_error(run_cli("data", "summary", "mitdb", env=env), "mitdb folder not found")
+    assert_one_line_error(run_inprocess("data", "summary", "cinc2017", env=env), "training2017", "REFERENCE.csv not found")
+    assert_one_line_error(run_inprocess("data", "summary", "icentia11k", env=env), "not an Icentia11k WFDB folder")
+    assert_one_line_error(run_inprocess("data", "summary", "mitdb", env=env), "mitdb folder not found")
 
 
 def test_data_env_unset_or_wrong(tmp_path):
-    assert_one_line_error(run_cli("data", "summary", "cinc2017", env={"TINYRHYTHM_DATA": None}), "TINYRHYTHM_DATA is not set")
+    assert_one_line_error(run_inprocess("data", "summary", "cinc2017", env={"TINYRHYTHM_DATA": None}), "TINYRHYTHM_DATA is not set")
     missing = tmp_path / "nowhere"
-    assert_one_line_error(run_cli("data", "summary", "cinc2017", env={"TINYRHYTHM_DATA": str(missing)}), str(missing))
+    assert_one_line_error(run_inprocess("data", "summary", "cinc2017", env={"TINYRHYTHM_DATA": str(missing)}), str(missing))
 
 
 def test_failed_build_leaves_no_store(tmp_path):
@@ -108,12 +108,12 @@ def test_failed_build_leaves_no_store(tmp_path):
     mat = root / f"{names[10]}.mat"
     mat.write_bytes(mat.read_bytes()[:100])
     out = tmp_path / "store"
-    proc = run_cli("data", "build", "cinc2017", "--task", "cinc2017", "--out", out, "--quiet",
+    proc = run_inprocess("data", "build", "cinc2017", "--task", "cinc2017", "--out", out, "--quiet",
                    env={"TINYRHYTHM_DATA": str(tmp_path / "data")})
     assert_one_line_error(proc, str(mat))
     assert not out.exists()
     # with --skip-bad the record is left out and named in the manifest
-    proc = run_cli("data", "build", "cinc2017", "--task", "cinc2017", "--out", out, "--quiet", "--skip-bad",
+    proc = run_inprocess("data", "build", "cinc2017", "--task", "cinc2017", "--out", out, "--quiet", "--skip-bad",
                    env={"TINYRHYTHM_DATA": str(tmp_path / "data")}, check=0)
     import json
 
@@ -122,9 +122,9 @@ def test_failed_build_leaves_no_store(tmp_path):
 
 
 def test_bad_options():
-    assert_one_line_error(run_cli("data", "build", "cinc2017", "--task", "cinc2017", "--out", "x", "--shard", "3/2"), "--shard")
-    assert_one_line_error(run_cli("data", "build", "cinc2017", "--task", "cinc2017", "--out", "x", "--purity", "0.2"), "purity")
-    assert_one_line_error(run_cli("data", "download", "icentia11k", "--patients", "abc", "--out", "x"), "--patients")
+    assert_one_line_error(run_inprocess("data", "build", "cinc2017", "--task", "cinc2017", "--out", "x", "--shard", "3/2"), "--shard")
+    assert_one_line_error(run_inprocess("data", "build", "cinc2017", "--task", "cinc2017", "--out", "x", "--purity", "0.2"), "purity")
+    assert_one_line_error(run_inprocess("data", "download", "icentia11k", "--patients", "abc", "--out", "x"), "--patients")
 
 
 def test_run_folder_with_weights_of_another_model_is_refused(tmp_path):
@@ -149,13 +149,13 @@ def test_run_folder_with_weights_of_another_model_is_refused(tmp_path):
     from tinyrhythm.checkpoint import record_hash
 
     record_hash(run / "model.pt")  # a run's card records its weights' hash (checkpoint.save_atomic does this)
-    from conftest import assert_one_line_error, run_cli
+    from conftest import assert_one_line_error
 
-    assert_one_line_error(run_cli("predict", "--model", run, str(tmp_path / "none.npy"), "--fs", "250"),
+    assert_one_line_error(run_inprocess("predict", "--model", run, str(tmp_path / "none.npy"), "--fs", "250"),
                           "model.pt", "do not fit model cnn3")
     (run / "config.json").write_text(json.dumps({"model": {"name": "cnn3"}, "classes": card["labels"], "fs": 62.5,
                                                  "input_length": 513, "task": {"name": "cinc2017"}}))
     record_hash(run / "model.pt")
-    assert_one_line_error(run_cli("predict", "--model", run, str(tmp_path / "none.npy"), "--fs", "250"),
+    assert_one_line_error(run_inprocess("predict", "--model", run, str(tmp_path / "none.npy"), "--fs", "250"),
                           "config.json", "invalid model section")
     shutil.rmtree(run)

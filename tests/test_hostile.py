@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 import wfdb
 
-from conftest import DATA, run_cli
+from conftest import DATA, run_cli, run_inprocess
 
 MODEL = "rhythm-cnn3-int8"
 CASES: dict[str, tuple] = {}  # id -> (builder(tmp) -> argv, fragments that the error line must hold)
@@ -413,16 +412,17 @@ def _run(item):
     if isinstance(argv, dict):  # a case that needs its own environment (a data root)
         argv, env = argv["argv"], {**env, **argv["env"]}
     before = sorted(p.relative_to(tmp) for p in tmp.rglob("*"))
-    proc = run_cli(*argv, env=env)
+    proc = run_inprocess(*argv, env=env)
     after = sorted(p.relative_to(tmp) for p in tmp.rglob("*"))
     return name, proc, before, after
 
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
+    """Every case through cli.main() in this process, one after another (stdout/stderr capture is
+    process-wide); the few that start workers run as subprocesses (conftest.run_inprocess)."""
     root = tmp_path_factory.mktemp("hostile")
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return {n: (p, b, a) for n, p, b, a in pool.map(_run, [(n, root / n) for n in CASES])}
+    return {n: (p, b, a) for n, p, b, a in map(_run, [(n, root / n) for n in CASES])}
 
 
 def test_corpus_is_large():
