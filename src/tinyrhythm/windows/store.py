@@ -108,7 +108,9 @@ _OPEN: dict = {}
 
 
 def _dataset(name: str, root: str | None, lead):
-    key = (name, root, lead)
+    # Keyed by the data root in force too: a long-lived process (the API, in-process CLI calls)
+    # may point TINYRHYTHM_DATA elsewhere between builds.
+    key = (name, root, lead, os.environ.get("TINYRHYTHM_DATA"))
     if key not in _OPEN:
         from ..datasets import DATASETS, WfdbRhythmDatabase
 
