@@ -196,7 +196,13 @@ def logits(lm, signal: np.ndarray, hop: int) -> tuple[np.ndarray, np.ndarray]:
     b = _backend(lm)
     starts = np.arange(0, len(signal) - lm.input_length + 1, hop)
     feats = b.trunk(np.ascontiguousarray(b.conditioning(np.asarray(signal, np.float32))))
-    return starts, b.head(np.stack([feats[:, s // b.stride: s // b.stride + b.columns] for s in starts]))
+    return starts, b.head(_windows(feats, starts // b.stride, b.columns))
+
+
+def _windows(feats: np.ndarray, first: np.ndarray, cols: int) -> np.ndarray:
+    """[n, channels, cols]: each window's slice of the trunk's output [channels, positions]."""
+    view = np.lib.stride_tricks.sliding_window_view(feats, cols, axis=1)  # [channels, positions, cols], no copy
+    return np.ascontiguousarray(view[:, first].transpose(1, 0, 2))
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -264,9 +270,8 @@ class OnePassClassifier:
         c1 = b if final else b - self.b.conditioning.margin
         feats = self.b.trunk(np.ascontiguousarray(cond[c0 - a: c1 - a]))
         cols = self.b.columns
-        idx = np.array([(s0 - c0) // self.b.stride for s0 in starts])
-        wins = np.stack([feats[:, i: i + cols] for i in idx])
-        probs = _softmax(self.b.head(wins))
+        idx = (np.asarray(starts) - c0) // self.b.stride
+        probs = _softmax(self.b.head(_windows(feats, idx, cols)))
         self.next_start = s
         self.emitted += len(starts)
         keep = max(0, self.next_start - self.margin - self.base)
