@@ -21,14 +21,15 @@ ends are treated as the ends of one continuous pass (tests/test_onepass.py).
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .errors import TinyRhythmError
 from .export.onnx import OrtModule
 from .models.cnn import SameConv1d, TinyRhythmCNN, same_pad
+from .streaming import classify_windows
 
 
 def _centred_sums(v: np.ndarray, half: int) -> np.ndarray:
@@ -74,45 +75,29 @@ class _Identity:
 
 
 class _TorchTrunk:
-    """The float CNN family: its own layers run over any length with the window's padding."""
+    """The float CNN family: the model's own trunk (`features`) over any length and its head."""
 
     def __init__(self, model: TinyRhythmCNN, length: int):
         self.m = model
-        self.pads = {}
         scale, reach, n = 1, 0, length
         for mod in model.modules():  # definition order is execution order in this family
             if isinstance(mod, SameConv1d):
                 st = mod.stride[0]
-                self.pads[mod] = mod.fixed_pad or same_pad(n, mod.kernel_size[0], st)
-                reach += (max(self.pads[mod]) + st) * scale
+                # The left pad does not depend on the length (Keras 'same', kernel 16): chunks align as windows do.
+                reach += (max(mod.fixed_pad or same_pad(n, mod.kernel_size[0], st)) + st) * scale
                 if st > 1:
                     scale, n = scale * st, math.ceil(n / st)
         self.stride, self.reach, self.columns = scale, reach, model.final_length
         c = model.condition
         self.conditioning = _Conditioning(c.kernel, c.stages, c.floor, length) if c is not None else _Identity()
 
-    def _conv(self, mod: SameConv1d, x: torch.Tensor) -> torch.Tensor:
-        return F.conv1d(F.pad(x, self.pads[mod]), mod.weight, mod.bias, mod.stride)
-
     @torch.no_grad()
     def trunk(self, x: np.ndarray) -> np.ndarray:
-        m = self.m
-        h = torch.from_numpy(x)[None, None]
-        h = F.relu(m.stem_bn(self._conv(m.stem, h)))
-        h = h + self._conv(m.first_conv2, F.relu(m.first_bn(self._conv(m.first_conv1, h))))
-        for b in m.blocks:
-            short = F.max_pool1d(h, b.stride, b.stride, ceil_mode=True) if b.stride > 1 else h
-            if b.extra_channels:
-                short = F.pad(short, (0, 0, 0, b.extra_channels))
-            y = self._conv(b.conv1, F.relu(b.bn1(h)))
-            h = self._conv(b.conv2, F.relu(b.bn2(y))) + short
-        return F.relu(m.head_bn(h))[0].numpy()
+        return self.m.features(torch.from_numpy(x)[None, None])[0].numpy()
 
     @torch.no_grad()
     def head(self, feats: np.ndarray) -> np.ndarray:
-        f = torch.from_numpy(feats)
-        f = f.mean(dim=-1) if self.m.config.head == "gap" else torch.flatten(f, 1)
-        return self.m.fc(f).numpy()
+        return self.m.classify(torch.from_numpy(feats)).numpy()
 
 
 class _OrtTrunk:
@@ -173,21 +158,25 @@ class _OrtTrunk:
         return np.asarray(self.head_sess.run(None, {self.feat: np.ascontiguousarray(feats)})[0], np.float32)
 
 
-def supports(lm) -> bool:
-    """Whether a loaded model can run one-pass (the CNN family in PyTorch float or ONNX)."""
-    m = lm.model
-    if isinstance(m, TinyRhythmCNN):
-        return True
-    return isinstance(m, OrtModule)
+# One backend per loaded model and window length: cutting an ONNX graph and opening its two
+# sessions costs ~25 ms, once, not once per recording of a many-recordings run.
+_BACKENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _backend(lm):
+    key = lm.model
+    cached = _BACKENDS.get(key)
+    if cached is not None and cached[0] == lm.input_length:
+        return cached[1]
     if isinstance(lm.model, TinyRhythmCNN):
-        return _TorchTrunk(lm.model, lm.input_length)
-    if isinstance(lm.model, OrtModule):
-        return _OrtTrunk(lm.model, lm.input_length)
-    raise TinyRhythmError(f"{lm.name}: one-pass monitoring runs the CNN family in PyTorch float or ONNX, "
-                          f"not {type(lm.model).__name__}; use the window engine")
+        b = _TorchTrunk(lm.model, lm.input_length)
+    elif isinstance(lm.model, OrtModule):
+        b = _OrtTrunk(lm.model, lm.input_length)
+    else:
+        raise TinyRhythmError(f"one-pass engine not available for {lm.name} ({type(lm.model).__name__}): "
+                              "it runs the CNN family in PyTorch float or ONNX")
+    _BACKENDS[key] = (lm.input_length, b)
+    return b
 
 
 def logits(lm, signal: np.ndarray, hop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -249,9 +238,7 @@ class OnePassClassifier:
         """A stream shorter than one window: that stream zero-padded to one window, as the window path does."""
         if self.emitted or not self.total:
             return []
-        win = np.pad(self.buf, (0, self.length - len(self.buf)))[None, None]
-        with torch.no_grad():
-            return [(0, torch.softmax(self.lm.model(torch.from_numpy(win)), dim=1).numpy()[0])]
+        return [(0, classify_windows(self.lm, np.pad(self.buf, (0, self.length - len(self.buf)))[None])[0])]
 
     def _emit(self, limit: int, final: bool) -> list[tuple[int, np.ndarray]]:
         """Every window ending at or before `limit` (the samples after it are context)."""

@@ -46,8 +46,7 @@ class StreamingClassifier:
         return out
 
     def _probs(self, wins: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return torch.softmax(self.lm.model(torch.from_numpy(wins).unsqueeze(1)), dim=1).numpy()
+        return classify_windows(self.lm, wins)
 
     def finish(self) -> list[tuple[int, np.ndarray]]:
         """End of stream: every window was already returned by `push` (one-pass has some left)."""
@@ -60,6 +59,12 @@ class StreamingClassifier:
         return [(0, self._probs(np.pad(self.buf, (0, self.length - len(self.buf)))[None, :])[0])]
 
 
+@torch.no_grad()
+def classify_windows(lm, wins: np.ndarray) -> np.ndarray:
+    """Class probabilities [n, classes] of windows [n, length] at the model's rate, each alone."""
+    return torch.softmax(lm.model(torch.from_numpy(np.ascontiguousarray(wins, np.float32)).unsqueeze(1)), dim=1).numpy()
+
+
 def batch_decisions(lm, signal: np.ndarray, hop: int | None = None) -> list[tuple[int, np.ndarray]]:
     """The same windows in one pass over a whole signal (at the model's rate)."""
     hop = hop or lm.input_length // 2
@@ -67,6 +72,4 @@ def batch_decisions(lm, signal: np.ndarray, hop: int | None = None) -> list[tupl
     if not starts:
         return []
     wins = np.stack([signal[s : s + lm.input_length] for s in starts]).astype(np.float32)
-    with torch.no_grad():
-        p = torch.softmax(lm.model(torch.from_numpy(wins).unsqueeze(1)), dim=1).numpy()
-    return list(zip(starts, p))
+    return list(zip(starts, classify_windows(lm, wins)))

@@ -725,24 +725,32 @@ int main(void) {{
             "output_scale": outp.scale, "output_zero_point": outp.zero - 128}
 
 
-def compile_and_run(out: Path, windows_q: np.ndarray, prefix: str = "tr") -> tuple[np.ndarray, float]:
-    """Build the driver (gcc -O2) and run it on int8 windows: (scores, seconds of the run, one process)."""
+def build_and_run(out: Path, sources: list[str], stdin: bytes, *args: str) -> tuple[bytes, float]:
+    """Compile generated sources with a test driver (host gcc -O2, strict warnings), run the
+    program once on `stdin`: (its stdout, seconds of the run, one process). A build failure is one line."""
     import subprocess
+    import time
 
     cc = shutil.which("gcc") or shutil.which("cc")
     if not cc:
         raise TinyRhythmError("no C compiler (gcc) found")
     exe = out / "tr_test"
-    subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(out / f"{prefix}_model.c"),
-                    str(out / "main.c"), "-lm"], check=True, capture_output=True, text=True)
-    import time
+    build = subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe),
+                            *(str(out / s) for s in sources), "-lm"], capture_output=True, text=True)
+    if build.returncode:
+        raise TinyRhythmError(f"{out / sources[0]}: does not compile ({(build.stderr.strip().splitlines() or ['?'])[0][:200]})")
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.run([str(exe), *args], input=stdin, capture_output=True, check=True)
+        return proc.stdout, time.perf_counter() - t0
+    finally:
+        exe.unlink()
 
-    t0 = time.perf_counter()
-    proc = subprocess.run([str(exe)], input=np.ascontiguousarray(windows_q, np.int8).tobytes(), capture_output=True,
-                          check=True)
-    seconds = time.perf_counter() - t0
-    exe.unlink()
-    return np.frombuffer(proc.stdout, np.int8).reshape(len(windows_q), -1), seconds
+
+def compile_and_run(out: Path, windows_q: np.ndarray, prefix: str = "tr") -> tuple[np.ndarray, float]:
+    """Build the driver (gcc -O2) and run it on int8 windows: (scores, seconds of the run, one process)."""
+    stdout, seconds = build_and_run(out, [f"{prefix}_model.c", "main.c"], np.ascontiguousarray(windows_q, np.int8).tobytes())
+    return np.frombuffer(stdout, np.int8).reshape(len(windows_q), -1), seconds
 
 
 def code_bytes(out: Path, prefix: str = "tr", source: str | None = None) -> dict:

@@ -163,13 +163,18 @@ class TinyRhythmCNN(nn.Module):
         """x: [batch, 1, input_length] in mV -> logits [batch, num_classes]."""
         if self.condition is not None:
             x = self.condition(x)
+        return self.classify(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutional trunk: conditioned input [batch, 1, T] -> the head's input
+        [batch, channels, ceil(T / stride)]; any T (the one-pass monitor runs it over long chunks)."""
         x = F.relu(self.stem_bn(self.stem(x)))
         y = self.first_conv2(self.first_dropout(F.relu(self.first_bn(self.first_conv1(x)))))
-        x = self.blocks(x + y)
-        x = F.relu(self.head_bn(x))
-        if self.config.head == "gap":
-            return self.fc(x.mean(dim=-1))
-        return self.fc(torch.flatten(x, 1))
+        return F.relu(self.head_bn(self.blocks(x + y)))
+
+    def classify(self, f: torch.Tensor) -> torch.Tensor:
+        """The head: features [batch, channels, final_length] -> logits."""
+        return self.fc(f.mean(dim=-1) if self.config.head == "gap" else torch.flatten(f, 1))
 
 
 def count_params_table(model: nn.Module) -> int:

@@ -18,7 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..datasets.stream import SignalStream, open_stream
 from ..errors import TinyRhythmError
 from ..inference import LoadedModel, load_model
-from ..onepass import OnePassClassifier, supports
+from ..onepass import OnePassClassifier
 from ..streaming import StreamingClassifier
 from ..windows.resample import ratio, resample
 from .beats import detect_beats
@@ -119,13 +119,10 @@ def classifier(lm: LoadedModel, hop: int, engine: str, notes: list[str]):
     if engine == "auto":
         engine = (lm.meta.get("card") or lm.meta).get("monitor_engine", "windows")
     if engine == "onepass":
-        if not supports(lm):
-            notes.append(f"one-pass engine not available for {lm.name} ({type(lm.model).__name__}): windows engine used")
-        else:
-            try:
-                return OnePassClassifier(lm, hop)
-            except TinyRhythmError as exc:
-                notes.append(f"{exc}: windows engine used")
+        try:
+            return OnePassClassifier(lm, hop)
+        except TinyRhythmError as exc:  # a model it cannot cut (fbgemm int8), a hop off the trunk's stride
+            notes.append(f"{exc}: windows engine used")
     return StreamingClassifier(lm, hop)
 
 

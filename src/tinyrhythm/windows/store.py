@@ -38,6 +38,7 @@ import numpy as np
 from ..datasets import open_dataset
 from ..datasets.record import RHYTHM_LABELS
 from ..errors import DataError, TinyRhythmError
+from ..paths import write_atomic
 from ..tasks import get_task
 from .labelling import WindowConfig, make_windows
 from .split import FRACTIONS, SPLITS, assign_split
@@ -90,13 +91,7 @@ def shard_name(i: int, n: int) -> str:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _part_name(patient_id: str) -> str:
