@@ -174,3 +174,28 @@ def test_cortex_m4_build_fits_16_kb_flash_and_8_kb_ram(model, tmp_path):
     assert e["scores_equal_x86"] and e["onepass_scores_equal_x86"] and e["onepass_decisions_checked"] >= 10
     assert e["instructions_per_mac"] <= 4.0, e
     assert e["instructions_per_hop_onepass"] * 2 < e["instructions_per_hop_window_stream"], e
+
+
+def test_c_build_with_full_8_bit_weights_matches_onnx_runtime(tmp_path, monkeypatch):
+    """Weights outside the 7-bit range are stored as plain int8 (no packing): that path too is
+    bit-exact with ONNX Runtime on real windows."""
+    from tinyrhythm.export import c
+    from tinyrhythm.export.run import onnx_int8_run
+
+    from conftest import DATA
+    from tinyrhythm.datasets.stream import open_stream
+    from tinyrhythm.windows.resample import resample
+
+    lm = load_model("rhythm-cnn3-int8")
+    model = tmp_path / "model-int8.onnx"
+    shutil.copyfile(lm.model.path, model)
+    monkeypatch.setattr(c, "fits7", lambda w: False)
+    info = c.generate(model, tmp_path, lm.input_length, list(lm.classes))
+    assert not info["weights_7bit_packed"] and "unpack7" not in (tmp_path / "tr_model.c").read_text()
+    s = open_stream(DATA / "mitdb" / "203.hea")
+    sig = resample(s.read(0, 360 * 120), s.fs, lm.fs)  # two minutes with AF
+    x = np.stack([sig[i:i + 513] for i in range(0, len(sig) - 513, 256)]).astype(np.float32)[:, None, :]
+    xq, ort = onnx_int8_run(model, info["input_tensor"], x)
+    scores, _ = c.compile_and_run(tmp_path, xq)
+    steps = np.abs((scores.astype(np.float32) - info["output_zero_point"]) * np.float32(info["output_scale"]) - ort)
+    assert steps.max() <= info["output_scale"] * 1.001
