@@ -20,7 +20,8 @@ import wfdb
 
 from tinyrhythm.datasets import Icentia11k
 from tinyrhythm.windows import WindowConfig
-from tinyrhythm.windows.store import BuildConfig, build_store
+from tinyrhythm.windows.build import build_store
+from tinyrhythm.windows.schema import BuildConfig
 
 ICENTIA_SEGMENTS = 541_794
 SEGMENT_BYTES = 1_048_577 * 2  # format 16

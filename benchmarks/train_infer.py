@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from tinyrhythm import models
 from tinyrhythm.datasets import Cinc2017, load_noise
 from tinyrhythm.datasets.files import read_any
-from tinyrhythm.inference import LoadedModel, predict_signals
+from tinyrhythm.inference import predict_signals
+from tinyrhythm.runtime import LoadedModel, ModelCard
 from tinyrhythm.train.augment import Augmenter
 from tinyrhythm.train.config import AugmentConfig
 from tinyrhythm.windows.store import WindowStore
@@ -96,8 +97,9 @@ def main() -> None:
 
     ds = Cinc2017()
     heas = [ds.root / f"{p.split('/')[-1]}.hea" for p in ds.patients()[: args.records]]
-    lm = LoadedModel("cnn3", models.create("cnn3", n_cls, store.window_length).eval(), store.classes, store.fs,
-                     store.window_length, {})
+    card = ModelCard(name="cnn3", format="torch", task="cinc2017", classes=tuple(store.classes), fs=store.fs,
+                     input_length=store.window_length)
+    lm = LoadedModel("cnn3", models.create("cnn3", n_cls, store.window_length).eval(), card)
     t = time.perf_counter()
     items = [read_any(h) for h in heas]
     t_read = time.perf_counter() - t

@@ -30,9 +30,9 @@ from tinyrhythm.evaluate.metrics import classification_report
 from tinyrhythm.inference import load_model
 from tinyrhythm.monitor.analyse import MonitorConfig, monitor
 from tinyrhythm.monitor.evaluate import evaluate_episodes, reference_episodes
-from tinyrhythm.train.loop import predict_proba
+from tinyrhythm.evaluate.scoring import predict_proba
 from tinyrhythm.windows.resample import resample
-from tinyrhythm.windows.split import assign_split
+from tinyrhythm.datasets.split import assign_split
 from tinyrhythm.windows.store import WindowStore
 
 LONG = ("mitdb", "cpsc2021", "aftdb", "afpdb")
@@ -160,9 +160,10 @@ def main(argv=None) -> int:
         store = WindowStore(a.store)
     else:
         from tinyrhythm.train.config import TrainConfig
-        from tinyrhythm.train.loop import ensure_store
+        from tinyrhythm.windows.cache import ensure_store
 
-        store = ensure_store(TrainConfig.from_file(Path(__file__).parents[1] / "configs" / "rhythm.json"), quiet=True)
+        store = ensure_store(TrainConfig.from_file(Path(__file__).parents[1] / "configs" / "rhythm.json").store_config(),
+                             quiet=True)
     result = {"model": a.model, "window": window_level(lm, store)}
     with tempfile.TemporaryDirectory() as d:
         result["long"] = long_records(lm, Path(d))

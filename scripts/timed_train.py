@@ -46,7 +46,8 @@ def _probe(cfg, store) -> tuple[float, float]:
 
     from tinyrhythm.datasets.nstdb import load_noise
     from tinyrhythm.train.augment import Augmenter
-    from tinyrhythm.train.loop import _device, initial_model, split_logits
+    from tinyrhythm.evaluate.scoring import split_logits
+    from tinyrhythm.train.loop import _device, initial_model
 
     device = _device(cfg)
     model = initial_model(cfg, len(store.classes), store.window_length).to(device)

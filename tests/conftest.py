@@ -111,7 +111,8 @@ def copy_record(src_base: Path, dst_dir: Path, exts=(".hea", ".dat", ".atr")) ->
 def small_store(tmp_path_factory):
     """CinC 2017 windows of 400 patients (62.5 Hz x 513, hop 128): the zoo models' window format."""
     from tinyrhythm.windows.labelling import WindowConfig
-    from tinyrhythm.windows.store import BuildConfig, build_store
+    from tinyrhythm.windows.build import build_store
+    from tinyrhythm.windows.schema import BuildConfig
 
     out = tmp_path_factory.mktemp("store") / "cinc"
     build_store(out, BuildConfig(["cinc2017"], "cinc2017", WindowConfig(fs=62.5, hop=128), max_patients=400),

@@ -12,7 +12,7 @@ from tinyrhythm.export.onnx import OrtModule
 from tinyrhythm.inference import load_model
 from tinyrhythm.windows.store import WindowStore
 
-from conftest import assert_one_line_error, run_cli
+from conftest import CINC, assert_one_line_error, run_cli
 
 
 def test_export_onnx_float_and_int8(small_store, tmp_path):
@@ -137,6 +137,26 @@ def test_export_tflite_full_integer_runs_in_litert_interpreter(small_store, tmp_
     assert t["litert_optimized_vs_reference"]["class_agreement"] > 0.9
     x = WindowStore(small_store).batch(np.arange(16))[0][:, None, :]
     np.testing.assert_allclose(mod(torch.from_numpy(x)).numpy(), TfliteModule(out / "model-int8.tflite")(torch.from_numpy(x)).numpy())
+
+    # The exported file is a model like any other: predict, evaluate and monitor load it (the
+    # export folder or the file itself) through the runtime's TFLite backend.
+    lm = load_model(out / "model-int8.tflite")
+    assert lm.card.format == "tflite" and lm.classes == ["N", "A", "O", "~"] and lm.card.sha256 == t["sha256"]
+    assert lm.sizes()["weight_bytes"] == t["weight_bytes"] and lm.latency_ms(repeats=5) > 0
+    assert load_model(out).card.weights == "model-int8.tflite"
+    rec = str(CINC / "A00001.hea")
+    pred = json.loads(run_cli("predict", "--model", out / "model-int8.tflite", "--json", rec, check=0).stdout)
+    assert set(pred["probabilities"]) == {"N", "A", "O", "~"}
+    ev = json.loads(run_cli("evaluate", out, "--task", "cinc2017", "--split", "val", "--store", small_store, "--json",
+                            check=0).stdout)
+    assert ev["model"] == "tfl/model-int8.tflite" and 0 <= ev["macro_f1"] <= 1
+    mon = json.loads(run_cli("monitor", rec, "--model", out, "--json", check=0).stdout)
+    assert mon["engine"] == "windows" and mon["task"] == "cinc2017" and 0 <= mon["af_burden"] <= 1
+    # A changed byte is refused by its SHA-256 in the export report, in one line.
+    raw = bytearray((out / "model-int8.tflite").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (out / "model-int8.tflite").write_bytes(bytes(raw))
+    assert_one_line_error(run_cli("predict", "--model", out, rec), "model-int8.tflite", "SHA-256")
 
 
 def test_seven_bit_weight_packing_round_trips():

@@ -270,7 +270,7 @@ def test_c_build_of_a_conditioned_model_matches_onnx_runtime(tmp_path):
 
 
 def test_prior_correction_finds_the_offset_that_undoes_a_biased_head():
-    from tinyrhythm.train.loop import prior_offsets
+    from tinyrhythm.evaluate.scoring import prior_offsets
 
     rng = np.random.default_rng(0)
     y = rng.choice(3, size=4000, p=[0.94, 0.04, 0.02])  # a recording's class mix

@@ -1,6 +1,6 @@
 from collections import Counter
 
-from tinyrhythm.windows.split import SPLITS, assign_split
+from tinyrhythm.datasets.split import SPLITS, assign_split
 
 
 def test_split_fractions_and_determinism():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tinyrhythm.errors import DataError
-from tinyrhythm.windows.split import SPLITS, assign_split
+from tinyrhythm.datasets.split import SPLITS, assign_split
 from tinyrhythm.windows.store import BuildConfig, WindowStore, build_store
 
 from conftest import DATA, assert_one_line_error, run_cli

@@ -7,6 +7,8 @@ import pytest
 
 from tinyrhythm import models, zoo
 from tinyrhythm.errors import DataError
+from tinyrhythm.paths import sha256_file
+from tinyrhythm.runtime import load_model
 
 from conftest import CINC, assert_one_line_error, run_cli
 
@@ -23,7 +25,7 @@ def test_zoo_list_json():
         assert r["task"] == "cinc2017" and r["labels"] == ["N", "A", "O", "~"]
         d = models.describe(r["architecture"], num_classes=4, input_length=r["input_length"])
         assert r["params_table"] == d["params_table"] and r["weight_bytes"] == d["float32_bytes"]
-        assert r["sha256"] == zoo.sha256(zoo.WEIGHTS_DIR / f"{name}.pt")
+        assert r["sha256"] == sha256_file(zoo.WEIGHTS_DIR / f"{name}.pt")
         for key in ("cinc_score", "macro_f1", "af_f1"):
             assert 0 < r["metrics"][key] <= 1
 
@@ -43,8 +45,8 @@ def test_tampered_weights_are_refused(tmp_path, monkeypatch):
     path.write_bytes(bytes(raw))
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "w")
     with pytest.raises(DataError, match="does not match the model card"):
-        zoo.load("cnn3")
-    assert zoo.load("cnn1").classes == ["N", "A", "O", "~"]
+        load_model("cnn3")
+    assert load_model("cnn1").classes == ["N", "A", "O", "~"]
 
 
 def test_unknown_zoo_name():
@@ -59,9 +61,9 @@ def test_int8_zoo_models_run_in_onnx_runtime():
     for name in INT8:
         card = cards[name]
         path = zoo.WEIGHTS_DIR / card["weights"]
-        assert card["format"] == "onnx" and card["sha256"] == zoo.sha256(path)
+        assert card["format"] == "onnx" and card["sha256"] == sha256_file(path)
         assert card["weight_bytes"] == weight_bytes(path)["total"] <= 16 * 1024
-        assert isinstance(zoo.load(name).model, OrtModule)
+        assert isinstance(load_model(name).model, OrtModule)
         # Within a point of the float parent it was quantized from, as measured when packaged.
         assert abs(card["metrics"]["cinc_score"] - card["parent_metrics"]["cinc_score"]) <= 0.01
     int8 = [json.loads(l) for l in run_cli("predict", "--model", "cnn3-int8", "--json", CINC / "A00001.hea",

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from .datasets.download import sha256_file
 from .errors import DataError
+from .paths import sha256_file, write_atomic
 
 HASHES = "weights_sha256"
 
@@ -40,9 +40,7 @@ def record_hash(path: str | os.PathLike) -> None:
     if card is None:
         return
     card.setdefault(HASHES, {})[path.name] = sha256_file(path)
-    tmp = cfg.with_name(cfg.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, cfg)
+    write_atomic(cfg, json.dumps(card, indent=2, sort_keys=False) + "\n")
 
 
 def save_atomic(obj, path: str | os.PathLike) -> None:

@@ -37,7 +37,7 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_data_summary(args) -> None:
-    from .datasets.inspect import summarize
+    from .inspect import summarize
     from .windows.store import WindowStore
 
     target = Path(args.dataset)
@@ -56,7 +56,7 @@ def cmd_data_summary(args) -> None:
 
 
 def cmd_data_show(args) -> None:
-    from .datasets.inspect import describe_label_file, describe_record, read_record
+    from .inspect import describe_label_file, describe_record, read_record
 
     path = str(args.path)
     out = describe_label_file(path) if path.endswith(".pkl.gz") else describe_record(read_record(path, args.lead))
@@ -81,7 +81,8 @@ def _parse_shard(text: str | None) -> tuple[int | None, int]:
 
 
 def cmd_data_build(args) -> None:
-    from .windows.store import BuildConfig, build_store
+    from .windows.build import build_store
+    from .windows.schema import BuildConfig
 
     shard, num = _parse_shard(args.shard)
     if args.shards is not None:
@@ -99,7 +100,7 @@ def cmd_data_build(args) -> None:
 
 
 def cmd_data_merge(args) -> None:
-    from .windows.store import merge_store
+    from .windows.build import merge_store
 
     m = merge_store(args.store)
     _print_json({"store": str(args.store), "windows": m["windows"], "counts": m["counts"]})
@@ -395,6 +396,30 @@ def cmd_export(args) -> None:
               f"argmax agreement {f['argmax_agreement']:.2%} and max |diff| {f['max_abs_diff']} against {r['reference']}")
 
 
+def cmd_runs_table(args) -> None:
+    from .evaluate.tables import runs_table
+
+    lodo = {}
+    for item in args.lodo:
+        if "=" not in item:
+            raise TinyRhythmError(f"--lodo {item!r}: expected HELD=RUN, e.g. mitdb=runs/lodo-mitdb")
+        held, run = item.split("=", 1)
+        lodo[held] = run
+    print(runs_table(args.paths, args.kind, lodo))
+
+
+def cmd_zoo_add(args) -> None:
+    from .runtime.package import add_to_zoo
+
+    card = add_to_zoo(args.name, args.run, parent=args.parent, monitor_engine=args.monitor_engine, zoo_dir=args.zoo_dir)
+    if args.json:
+        _print_json(card)
+        return
+    m = card["metrics"]
+    print(f"{card['name']}: {card['params_table']:,} params, {card['weight_bytes']:,} weight bytes, test macro F1 "
+          f"{m['macro_f1']}, AF F1 {m.get('af_f1')}; sha256 {card['sha256'][:12]}...")
+
+
 def cmd_zoo_list(args) -> None:
     from . import zoo
 
@@ -515,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="metrics of a run or zoo model on a split of its task")
-    p.add_argument("model", help="run folder or zoo name")
+    p.add_argument("model", help="run folder, zoo name, or exported model (export folder, .tflite, .onnx)")
     p.add_argument("--task", required=True, choices=list(TASKS))
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--store", default=None, help="window store (default: the one the model was trained on)")
@@ -527,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", epilog=EXAMPLES["predict"], formatter_class=argparse.RawDescriptionHelpFormatter,
                        help="classify records: WFDB, CinC .mat/.hea, .csv/.npy (with --fs), folders")
-    p.add_argument("--model", required=True, help="run folder or zoo name")
+    p.add_argument("--model", required=True, help="run folder, zoo name, or exported model (export folder, .tflite, .onnx)")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of .csv/.npy signals")
     p.add_argument("--lead", default=None, help="lead index or name of multi-lead records (default: the first)")
@@ -539,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rhythm over time of a long recording: episodes, AF burden, WFDB annotations")
     p.add_argument("record", nargs="+", help="WFDB record (.hea/.dat), CinC .mat, EDF, or .csv/.npy with --fs; "
                    "several records or folders: one summary (summary.csv and summary.jsonl with --out)")
-    p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"run folder or zoo name (default: {DEFAULT_RHYTHM_MODEL})")
+    p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"run folder, zoo name or exported model (default: {DEFAULT_RHYTHM_MODEL})")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
     p.add_argument("--lead", default=None, help="lead index or name of a multi-lead record (default: the first)")
     p.add_argument("--hop", type=float, default=None, help="seconds between window decisions (default 2.048)")
@@ -564,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "222 with AF and flutter) with the default model, compare with its reference annotations, and "
                        "write the annotations, CSVs, JSON and HTML report to --out. Needs no dataset.")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
-    p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"run folder or zoo name (default: {DEFAULT_RHYTHM_MODEL})")
+    p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"run folder, zoo name or exported model (default: {DEFAULT_RHYTHM_MODEL})")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_demo)
 
@@ -586,6 +611,25 @@ def build_parser() -> argparse.ArgumentParser:
     z = zsub.add_parser("list", help="list zoo models with their sizes and test metrics")
     z.add_argument("--json", action="store_true")
     z.set_defaults(func=cmd_zoo_list)
+    z = zsub.add_parser("add", help="package a trained or quantized run folder as a zoo model (card + weights)")
+    z.add_argument("name", help="zoo name, e.g. rhythm-cnn3")
+    z.add_argument("run", help="run folder (train, distill or quantize output)")
+    z.add_argument("--parent", default=None, help="zoo name of the float parent (default: the run's own parent)")
+    z.add_argument("--monitor-engine", default=None, choices=("windows", "onepass"),
+                   help="the engine `monitor --engine auto` uses for this model (default: windows)")
+    z.add_argument("--zoo-dir", default=None, help="zoo folder (default: the installed package's)")
+    z.add_argument("--json", action="store_true")
+    z.set_defaults(func=cmd_zoo_add)
+
+    p = sub.add_parser("runs", help="tables of finished runs")
+    rsub = p.add_subparsers(dest="runs_command", required=True)
+    r = rsub.add_parser("table", help="the README's Markdown result tables from run folders")
+    r.add_argument("paths", nargs="+", help="run folders, folders of runs, or a compression study folder")
+    r.add_argument("--kind", default="auto", choices=("auto", "training", "rhythm", "compression"),
+                   help="auto: compression for a study (results.csv), rhythm where runs have cross_dataset.json")
+    r.add_argument("--lodo", nargs="*", default=[], metavar="HELD=RUN",
+                   help="leave-one-dataset-out runs for the rhythm table (e.g. mitdb=runs/lodo-mitdb)")
+    r.set_defaults(func=cmd_runs_table)
 
     data = sub.add_parser("data", help="read, summarise, window and download datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)

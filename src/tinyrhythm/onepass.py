@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .errors import TinyRhythmError
-from .export.onnx import OrtModule
+from .runtime.ort import OrtModule, conditioning_prefix, session_from_bytes
 from .models.cnn import SameConv1d, TinyRhythmCNN, same_pad
 from .streaming import classify_windows
 
@@ -108,9 +108,6 @@ class _OrtTrunk:
     def __init__(self, model: OrtModule, length: int):
         import onnx
         import onnx.utils
-
-        from .export.c import conditioning_prefix
-        from .export.onnx import session_from_bytes
 
         g = onnx.shape_inference.infer_shapes(onnx.load_from_string(model.model_bytes))
         nodes = list(g.graph.node)

@@ -3,6 +3,8 @@ after an hour of analysis."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -91,3 +93,17 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks: the one hash every weights, card and download check uses."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_json_atomic(path: str | os.PathLike, obj) -> Path:
+    """`write_atomic` of a JSON document (sorted keys, indented): stores, runs and checkpoints."""
+    return write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

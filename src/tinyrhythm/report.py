@@ -18,8 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from . import holter_figures as hf
+from .datasets.stream import open_stream
 from .errors import DataError, TinyRhythmError
+from .evaluate.plots import confusion_figure
 from .figures import COLOURS, plt as _plt, png as _png, shade as _shade
+from .monitor import monitor
+from .monitor.evaluate import evaluate_episodes, read_reference
 from .paths import check_output_file
 from .zoo import DEFAULT_RHYTHM_MODEL
 
@@ -41,8 +45,6 @@ def _table(rows: list[list], header: list[str]) -> str:
 
 
 def _confusion_fig(cm, classes, title):
-    from .evaluate.plots import confusion_figure
-
     return _png(confusion_figure(cm, classes, title, ylabel="reference"))
 
 
@@ -139,10 +141,6 @@ def _pareto_section(study: str | os.PathLike | None) -> list[tuple[str, str, str
 def record_report(path, model: str, reference: str | None = None, study=None, fs=None, lead=None, cfg=None,
                   result=None) -> str:
     """The page of one recording; `result`: its MonitorResult when the caller already has it."""
-    from .datasets.stream import open_stream
-    from .monitor import monitor
-    from .monitor.evaluate import evaluate_episodes, read_reference
-
     if result is None:
         result = monitor(path, model, fs=fs, lead=lead, cfg=cfg)
     ref = read_reference(result, reference) if reference else None

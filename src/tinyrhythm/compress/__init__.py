@@ -7,13 +7,12 @@ import shutil
 from pathlib import Path
 
 from ..errors import TinyRhythmError
+from ..models import TinyRhythmCNN
+from ..runtime import load_model
 
 
 def float_parent(parent: str, out: str | os.PathLike, force: bool, verb: str):
     """The float model a compression starts from, and its empty output folder (`force` clears it)."""
-    from ..inference import load_model
-    from ..models import TinyRhythmCNN
-
     lm = load_model(parent)
     if not isinstance(lm.model, TinyRhythmCNN):
         raise TinyRhythmError(f"{parent}: already quantized; only a float model can be {verb}")

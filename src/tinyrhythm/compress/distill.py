@@ -1,45 +1,5 @@
-"""Knowledge distillation: a small student learns from a larger teacher's softened outputs.
+"""Knowledge distillation as a compression method: `tinyrhythm distill` trains a student with
+the training loop's distillation loss (tinyrhythm.train.distill), which lives with training
+so that the loop needs nothing from compression."""
 
-The loss (Hinton et al. 2015) is alpha * CE(labels) + (1 - alpha) * T^2 * KL(teacher_T || student_T);
-the T^2 keeps the soft term's gradients on the same scale whatever the temperature.
-"""
-
-from __future__ import annotations
-
-import torch
-import torch.nn.functional as F
-
-from ..errors import TinyRhythmError
-
-
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      alpha: float, temperature: float) -> torch.Tensor:
-    hard = F.cross_entropy(student_logits, labels)
-    if alpha >= 1.0:
-        return hard
-    t = temperature
-    soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
-                    reduction="batchmean", log_target=True)
-    return alpha * hard + (1.0 - alpha) * t * t * soft
-
-
-def check_settings(alpha: float, temperature: float) -> None:
-    if not 0.0 <= alpha <= 1.0:
-        raise TinyRhythmError(f"kd_alpha must lie in [0, 1], got {alpha}")
-    if temperature <= 0:
-        raise TinyRhythmError(f"kd_temperature must be positive, got {temperature}")
-
-
-def load_teacher(name_or_path: str, classes: list[str], fs: float, input_length: int):
-    """The teacher model, refused unless it predicts the same classes from the same windows."""
-    from ..inference import load_model
-
-    lm = load_model(name_or_path)
-    if list(lm.classes) != list(classes):
-        raise TinyRhythmError(f"teacher {name_or_path}: label set {lm.classes} differs from the student's {list(classes)}")
-    if float(lm.fs) != float(fs) or int(lm.input_length) != int(input_length):
-        raise TinyRhythmError(f"teacher {name_or_path}: windows of {lm.input_length} samples at {lm.fs} Hz, "
-                              f"the student's are {input_length} at {fs} Hz")
-    for p in lm.model.parameters():
-        p.requires_grad_(False)
-    return lm.model.eval()
+from ..train.distill import check_settings, distillation_loss, load_teacher  # noqa: F401

@@ -23,8 +23,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..checkpoint import load_weights, save_atomic
 from ..errors import TinyRhythmError
+from ..models import count_macs, count_params_table
+from ..models.cnn import TinyRhythmCNN
+from ..evaluate.scoring import score_split
+from ..train.config import TrainConfig, training_store
+from ..train.loop import run_metadata, train
+from ..paths import write_json_atomic
 from . import float_parent
+from .quantize import torch_latency_ms
 
 METHODS = ("magnitude", "gradual", "channel")
 SCOPES = ("layer", "global")
@@ -112,8 +120,6 @@ def _inner_groups(model) -> list[tuple[nn.Conv1d, nn.BatchNorm1d, nn.Conv1d]]:
 
 def channel_prune(model, sparsity: float):
     """A new, narrower model with the least important inner channels removed."""
-    from ..models.cnn import TinyRhythmCNN
-
     keep_idx, widths = [], []
     for conv_a, bn, conv_b in _inner_groups(model):
         gain = (bn.weight.detach().abs() / torch.sqrt(bn.running_var + bn.eps))
@@ -147,8 +153,6 @@ def _sliced_state(old, new, keep_idx) -> dict:
 def size_report(model: nn.Module) -> dict:
     """Nonzero parameters, dense float32 bytes, sparse bytes (nonzero values + a 1-bit-per-weight
     bitmap for the pruned tensors), dense MACs and the MACs of nonzero weights only."""
-    from ..models import count_macs, count_params_table
-
     params = prunable(model)
     total = sum(p.numel() for p in model.parameters())
     nonzero = sum(int((p != 0).sum()) for p in model.parameters())
@@ -167,19 +171,12 @@ def size_report(model: nn.Module) -> dict:
 def prune(parent: str, out: str | os.PathLike, cfg: PruneConfig, store: str | None = None, quiet: bool = False,
           force: bool = False) -> dict:
     """Prune a run folder or zoo model into the run folder `out` (fine-tuned there); returns its metrics."""
-    from ..checkpoint import load_weights, save_atomic
-    from ..evaluate.run import store_for
-    from ..train.config import TrainConfig
-    from ..train.loop import run_metadata, score_split, train
-    from ..windows.store import write_json_atomic
-    from .quantize import torch_latency_ms
-
     cfg.check()
     torch.set_num_threads(max(1, cfg.threads))
     lm, out = float_parent(parent, out, force, "pruned")
-    ws = store_for(lm, store)
+    ws = training_store(lm, store)
     parent_model = lm.model.eval()
-    base = lm.meta.get("train") or lm.meta.get("card", {}).get("train") or {}
+    base = lm.card.train or {}
     tcfg = TrainConfig.from_dict({**base, "store": str(ws.path), "epochs": max(cfg.finetune_epochs, 1), "lr": cfg.lr,
                                   "schedule": "cosine", "seed": cfg.seed, "threads": cfg.threads, "init": "",
                                   "teacher": "", "patience": max(cfg.finetune_epochs, 1)})

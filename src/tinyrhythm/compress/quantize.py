@@ -14,29 +14,34 @@ logits and argmax agreement, so a broken engine or kernel shows up as a number.
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import dataclasses
-import hashlib
 import os
 import shutil
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..checkpoint import record_hash
+from ..checkpoint import load_weights, record_hash
 from ..errors import TinyRhythmError
+from ..evaluate.scoring import score_split
+from ..models import count_macs
+from ..paths import sha256_file
+from ..runtime.fbgemm import ENGINE, convert_torch, fx_friendly, prepare_torch, torch_int8_bytes  # noqa: F401
+from ..runtime.ort import INPUT_NAME, OrtModule, export_onnx, latency_ms, weight_bytes
+from ..tasks import get_task
+from ..train.config import TrainConfig, training_store
+from ..train.loop import train
+from ..paths import write_json_atomic
+from ..windows.store import WindowStore
 from . import float_parent
-from ..windows.store import WindowStore, write_json_atomic
 
 METHODS = ("ptq", "fp16", "fbgemm", "qat")
 CALIBRATIONS = ("minmax", "percentile", "entropy")
 FORMATS = ("qdq", "qoperator")
-ENGINE = "fbgemm"  # the x86/onednn engine of torch 2.13 gives wrong Conv1d results for some shapes
 
 
 @dataclass
@@ -105,8 +110,6 @@ class _Reader:
         self.batches = iter([x[i:i + batch] for i in range(0, len(x), batch)])
 
     def get_next(self):
-        from ..export.onnx import INPUT_NAME
-
         b = next(self.batches, None)
         return None if b is None else {INPUT_NAME: b}
 
@@ -158,105 +161,17 @@ def quantize_onnx(float_path: Path, out_path: Path, cfg: QuantizeConfig, calib: 
 
 # --- PyTorch (FX graph mode, fbgemm) ----------------------------------------------------
 
-def _qconfig_mapping(qat: bool):
-    """8-bit activations with 7-bit weights (per channel, symmetric).
-
-    fbgemm's u8 x s8 kernels on x86 CPUs without VNNI add pairs of products in int16; with
-    8-bit weights and activations those sums saturate (measured on CNN3, 2,048 validation
-    windows: SQNR 0.6 dB, 75 % argmax agreement). fbgemm's default keeps 8-bit weights and
-    gives up a bit of activation range instead (10.6 dB, 89 %); 7-bit weights cannot
-    saturate and lose less (20.2 dB, 96 %). The int8-vs-float test guards this choice."""
-    from torch.ao.quantization import (FakeQuantize, FusedMovingAvgObsFakeQuantize, HistogramObserver,
-                                       MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
-                                       PerChannelMinMaxObserver, QConfig, QConfigMapping)
-
-    w7 = dict(dtype=torch.qint8, qscheme=torch.per_channel_symmetric, quant_min=-64, quant_max=63)
-    if qat:
-        act = FakeQuantize.with_args(observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
-                                     reduce_range=False)
-        wt = FusedMovingAvgObsFakeQuantize.with_args(observer=MovingAveragePerChannelMinMaxObserver, ch_axis=0, **w7)
-        return QConfigMapping().set_global(QConfig(activation=act, weight=wt))
-    act = HistogramObserver.with_args(reduce_range=False)
-    return QConfigMapping().set_global(QConfig(activation=act, weight=PerChannelMinMaxObserver.with_args(**w7)))
-
-
-def fx_friendly(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy in which every 'same'-padded convolution is ConstantPad1d + plain nn.Conv1d.
-
-    FX traces through custom subclasses, so a SameConv1d would be quantized as a functional
-    conv1d: no Conv+BN+ReLU fusion, float BatchNorm between int8 layers. Plain leaf modules
-    get the fused int8 kernels."""
-    from ..models.cnn import SameConv1d
-
-    m = copy.deepcopy(model)
-    for name, mod in list(m.named_modules()):
-        for child_name, child in list(mod.named_children()):
-            if isinstance(child, SameConv1d):
-                if child.fixed_pad is None:
-                    raise TinyRhythmError("int8 in PyTorch needs a fixed input length (flatten head)")
-                conv = torch.nn.Conv1d(child.in_channels, child.out_channels, child.kernel_size[0],
-                                       stride=child.stride[0])
-                conv.load_state_dict(child.state_dict())
-                setattr(mod, child_name, torch.nn.Sequential(torch.nn.ConstantPad1d(child.fixed_pad, 0.0), conv))
-    return m
-
-
-def prepare_torch(model: torch.nn.Module, input_length: int, qat: bool) -> torch.nn.Module:
-    from torch.ao.quantization.quantize_fx import prepare_fx, prepare_qat_fx
-
-    torch.backends.quantized.engine = ENGINE
-    example = (torch.zeros(2, 1, input_length),)
-    m = fx_friendly(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if qat:
-            prepared = prepare_qat_fx(m.train(), _qconfig_mapping(True), example)
-        else:
-            prepared = prepare_fx(m.eval(), _qconfig_mapping(False), example)
-    prepared.config = model.config  # the training loop and the metrics read it
-    return prepared
-
-
-def convert_torch(prepared: torch.nn.Module) -> torch.nn.Module:
-    from torch.ao.quantization.quantize_fx import convert_fx
-
-    torch.backends.quantized.engine = ENGINE
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return convert_fx(copy.deepcopy(prepared).eval())
-
-
-def torch_int8_bytes(qmodel: torch.nn.Module) -> int:
-    """int8 weights (1 byte each) + int32 biases (4) + float scales (4) of a converted model."""
-    total = 0
-    for m in qmodel.modules():
-        if hasattr(m, "_weight_bias"):
-            w, b = m._weight_bias()
-            per_channel = w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
-            total += w.numel() + (4 * b.numel() if b is not None else 0)
-            total += 4 * (w.q_per_channel_scales().numel() if per_channel else 1)
-    return total
-
 
 # --- the command -------------------------------------------------------------------------
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
 
 def quantize(parent: str, out: str | os.PathLike, cfg: QuantizeConfig, store: str | None = None,
              quiet: bool = False, force: bool = False) -> dict:
     """Quantize a run folder or zoo model into the run folder `out`; returns its metrics."""
-    from ..evaluate.run import store_for
-    from ..export.onnx import OrtModule, export_onnx, latency_ms, weight_bytes
-    from ..models import count_macs
-    from ..train.loop import score_split
-
     cfg.check()
     torch.set_num_threads(max(1, cfg.threads))
     lm, out = float_parent(parent, out, force, "quantized")
     try:
-        ws = store_for(lm, store)
+        ws = training_store(lm, store)
     except TinyRhythmError as exc:
         if cfg.method == "fp16":
             raise
@@ -280,7 +195,7 @@ def quantize(parent: str, out: str | os.PathLike, cfg: QuantizeConfig, store: st
         info["float_weight_bytes"] = weight_bytes(work / "float.onnx")["total"]
         info["latency_ms"] = round(latency_ms(work / "model.onnx", lm.input_length), 4)
         info["float_latency_ms"] = round(latency_ms(work / "float.onnx", lm.input_length), 4)
-        info["sha256"] = _sha256(work / "model.onnx")
+        info["sha256"] = sha256_file(work / "model.onnx")
     else:
         prepared = prepare_torch(parent_model, lm.input_length, qat=cfg.method == "qat")
         if cfg.method == "fbgemm":
@@ -308,10 +223,9 @@ def quantize(parent: str, out: str | os.PathLike, cfg: QuantizeConfig, store: st
     }
     meta = {
         "format": info["format"], "quantization": dataclasses.asdict(cfg), "parent": str(parent),
-        "model": {"name": lm.meta.get("model", {}).get("name") or lm.meta.get("card", {}).get("architecture"),
-                  **parent_model.config.to_dict()},
-        "task": lm.meta.get("task"), "classes": lm.classes, "fs": lm.fs, "input_length": lm.input_length,
-        "train": lm.meta.get("train") or lm.meta.get("card", {}).get("train"), "store": str(ws.path),
+        "model": {"name": (lm.card.architecture or {}).get("name"), **parent_model.config.to_dict()},
+        "task": get_task(lm.task).to_dict(), "classes": lm.classes, "fs": lm.fs,
+        "input_length": lm.input_length, "train": lm.card.train, "store": str(ws.path),
         "store_config_hash": ws.manifest["config_hash"], "sha256": info.get("sha256"),
     }
     write_json_atomic(work / "config.json", meta)
@@ -342,34 +256,9 @@ def torch_latency_ms(model: torch.nn.Module, input_length: int, repeats: int = 2
 def _qat_finetune(prepared, lm, ws: WindowStore, cfg: QuantizeConfig, work: Path, quiet: bool) -> None:
     """Fine-tune the fake-quantized model with the parent's own training recipe, shorter and
     at a lower learning rate; the best epoch by validation macro F1 is kept."""
-    from ..checkpoint import load_weights
-    from ..train.config import TrainConfig
-    from ..train.loop import train
-
-    base = lm.meta.get("train") or lm.meta.get("card", {}).get("train") or {}
+    base = lm.card.train or {}
     tcfg = TrainConfig.from_dict({**base, "store": str(ws.path), "epochs": cfg.qat_epochs, "lr": cfg.qat_lr,
                                   "schedule": "cosine", "seed": cfg.seed, "threads": cfg.threads, "init": "",
                                   "teacher": "", "patience": cfg.qat_epochs})
     train(tcfg, work / "qat", quiet=quiet, model=prepared)
     prepared.load_state_dict(load_weights(work / "qat" / "model.pt"))
-
-
-def load_quantized(path: Path, meta: dict) -> torch.nn.Module:
-    """The executable model of a quantized run folder (hash-checked for ONNX)."""
-    from ..checkpoint import load_weights
-    from ..errors import DataError
-    from ..export.onnx import OrtModule
-    from ..models import from_config
-
-    if meta["format"] == "onnx":
-        onnx_path = path / "model.onnx"
-        if not onnx_path.is_file():
-            raise DataError(onnx_path, "model file not found")
-        if meta.get("sha256") and _sha256(onnx_path) != meta["sha256"]:
-            raise DataError(onnx_path, "SHA-256 does not match config.json: file corrupt or tampered")
-        return OrtModule(onnx_path)
-    parent = from_config(meta["model"])
-    parent.load_state_dict(load_weights(path / "parent.pt"))
-    prepared = prepare_torch(parent.eval(), meta["input_length"], qat=meta["quantization"]["method"] == "qat")
-    prepared.load_state_dict(load_weights(path / "prepared.pt"))
-    return convert_torch(prepared)

@@ -25,8 +25,17 @@ import os
 import sys
 from pathlib import Path
 
+import torch
+
 from ..errors import TinyRhythmError
-from ..windows.store import write_json_atomic
+from ..evaluate.scoring import score_split
+from ..models import count_macs, describe, from_config
+from ..runtime import load_model
+from ..train import TrainConfig, train
+from ..train.config import training_store
+from ..paths import write_json_atomic
+from .prune import PruneConfig, prune
+from .quantize import QuantizeConfig, quantize, torch_latency_ms
 
 KINDS = ("baseline", "distill", "prune", "quantize")
 
@@ -68,9 +77,6 @@ def _resolve(ref: str, out: Path) -> str:
 
 
 def run_cell(cell: dict, out: Path, store: str | None, quiet: bool) -> None:
-    from .prune import PruneConfig, prune
-    from .quantize import QuantizeConfig, quantize
-
     folder = out / cell["name"]
     kind = cell["kind"]
     opts = {k: v for k, v in cell.items() if k not in ("name", "kind", "parent", "model", "store")}
@@ -78,8 +84,6 @@ def run_cell(cell: dict, out: Path, store: str | None, quiet: bool) -> None:
     if kind == "baseline":
         _baseline(_resolve(cell["model"], out), folder, cell_store)
     elif kind == "distill":
-        from ..train import TrainConfig, train
-
         tcfg = TrainConfig.from_file(opts.pop("config")) if "config" in opts else TrainConfig()
         tcfg.model, tcfg.teacher = opts.pop("student"), _resolve(opts.pop("teacher"), out)
         tcfg.kd_temperature = float(opts.pop("temperature", tcfg.kd_temperature))
@@ -100,16 +104,8 @@ def run_cell(cell: dict, out: Path, store: str | None, quiet: bool) -> None:
 
 def _baseline(model: str, folder: Path, store: str | None) -> None:
     """Metrics of an uncompressed float model, in the same form as the compressed cells."""
-    import torch
-
-    from ..evaluate.run import store_for
-    from ..inference import load_model
-    from ..models import count_macs
-    from ..train.loop import score_split
-    from .quantize import torch_latency_ms
-
     lm = load_model(model)
-    ws = store_for(lm, store)
+    ws = training_store(lm, store)
     cpu = torch.device("cpu")
     params = sum(p.numel() for p in lm.model.parameters())
     folder.mkdir(parents=True, exist_ok=True)
@@ -132,8 +128,6 @@ def cell_row(cell: dict, out: Path, reference_bytes: int) -> dict | None:
         nonzero = m["nonzero_params"]
     elif kind == "distill":
         cfg = json.loads((out / cell["name"] / "config.json").read_text())
-        from ..models import from_config
-
         model = from_config(cfg["model"])
         nonzero = sum(p.numel() for p in model.parameters())
         nbytes = 4 * nonzero
@@ -158,8 +152,6 @@ def cell_row(cell: dict, out: Path, reference_bytes: int) -> dict | None:
 
 
 def results(study: dict) -> list[dict]:
-    from ..models import describe
-
     out = Path(study["out"])
     ref = describe(study.get("reference", "cnn5"), num_classes=int(study.get("num_classes", 4)))["float32_bytes"]
     rows = [cell_row(c, out, ref) for c in study["cells"]]

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from .base import DATA_ENV, Dataset, data_root
-from .cinc2017 import Cinc2017
-from .icentia11k import Icentia11k, Icentia11kOriginal
-from .nstdb import load_noise
-from .record import RHYTHM_LABELS, Record, Zone
-from .nstdb import NstdbNoise
-from .wfdb_rhythm import Afdb, Afpdb, Aftdb, Cpsc2021, Ltafdb, Mitdb, WfdbRhythmDatabase
 from ..errors import TinyRhythmError
+from .base import DATA_ENV, DATASETS, Dataset, data_root
+from .record import RHYTHM_LABELS, Record, Zone
+# Imported in the order the registry lists them (each module registers its readers).
+from .icentia11k import Icentia11k, Icentia11kOriginal
+from .cinc2017 import Cinc2017
+from .wfdb_rhythm import Afdb, Afpdb, Aftdb, Cpsc2021, Ltafdb, Mitdb, WfdbRhythmDatabase
+from .nstdb import NstdbNoise, load_noise
 
-DATASETS: dict[str, type[Dataset]] = {
-    cls.name: cls for cls in (Icentia11k, Icentia11kOriginal, Cinc2017, Mitdb, Afdb, Ltafdb, Cpsc2021, Aftdb, Afpdb, NstdbNoise)
-}
+# DATASETS: every reader registered by @register_dataset in the modules above.
 
 
 def open_dataset(name: str, root=None, **kwargs) -> Dataset:

@@ -25,7 +25,7 @@ def data_root() -> Path:
 
 
 class Dataset:
-    """A published dataset read from its own files.
+    """A published dataset read from its own files; `@register_dataset` makes it known by name.
 
     Subclasses set `name`, `subdir` (below TINYRHYTHM_DATA), `native_fs` (None where
     records may have any rate) and implement `patients()` and `records(patient)`.
@@ -75,3 +75,15 @@ class Dataset:
         """DataError naming `path` where a dataset with a fixed rate gets another."""
         if self.native_fs is not None and abs(fs - self.native_fs) > 1e-6:
             raise DataError(path, f"unsupported sampling rate {fs:g} Hz for {self.name} (expected {self.native_fs:g} Hz)")
+
+
+DATASETS: dict[str, type[Dataset]] = {}
+
+
+def register_dataset(cls: type[Dataset]) -> type[Dataset]:
+    """Class decorator: the reader is opened by its `name` (open_dataset, window stores, the CLI),
+    so a new dataset is one module."""
+    if not cls.name or DATASETS.get(cls.name, cls) is not cls:
+        raise TinyRhythmError(f"dataset reader {cls.__name__}: empty or duplicate name {cls.name!r}")
+    DATASETS[cls.name] = cls
+    return cls

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import DataError
-from .base import Dataset
+from .base import Dataset, register_dataset
 from .record import AFIB, NOISE, NSR, OTHER, Record, Zone
 from .wfdb_io import read_signal
 
@@ -20,6 +20,7 @@ from .wfdb_io import read_signal
 CINC_LABELS = {"N": NSR, "A": AFIB, "O": OTHER, "~": NOISE}
 
 
+@register_dataset
 class Cinc2017(Dataset):
     name = "cinc2017"
     subdir = "cinc2017/training2017"

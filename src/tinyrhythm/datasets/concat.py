@@ -17,7 +17,7 @@ import numpy as np
 import wfdb
 
 from ..errors import TinyRhythmError
-from ..windows.split import assign_split
+from .split import assign_split
 from .cinc2017 import Cinc2017
 from .wfdb_io import read_signal
 

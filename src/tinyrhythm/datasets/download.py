@@ -7,7 +7,6 @@ into place, so a file under its real name is always complete and verified.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from ..errors import DataError, TinyRhythmError
+from ..paths import sha256_file
 
 PHYSIONET = "https://physionet.org/files"
 CHUNK = 1 << 20
@@ -129,14 +129,6 @@ def safe_target(dest: Path, rel: str) -> Path:
     if not target.resolve().is_relative_to(root):
         raise DataError(target, "lies outside the download folder (a symbolic link on the way): refused")
     return target
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fetch(url: str, dest: Path, sha256: str) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import safe_pickle
-from .base import Dataset
+from .base import Dataset, register_dataset
 from .record import AFIB, AFL, NSR, Record, Zone, check_signal
 from .wfdb_io import read_annotations, read_signal
 
@@ -44,6 +44,7 @@ def patient_key(pid: int | str) -> str:
     return f"icentia11k/{int(pid):05d}"
 
 
+@register_dataset
 class Icentia11k(Dataset):
     """The PhysioNet WFDB release."""
 
@@ -145,6 +146,7 @@ def read_original_labels(path: str | Path) -> list[tuple[list[Zone], np.ndarray,
     return [segment_labels(e, path, i) for i, e in enumerate(data)]
 
 
+@register_dataset
 class Icentia11kOriginal(Dataset):
     """The original release (`*_batched.pkl.gz` signal + `*_batched_lbls.pkl.gz` labels)."""
 

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 
 from ..errors import DataError
-from .base import Dataset, data_root
+from .base import Dataset, data_root, register_dataset
 from .record import NOISE, Record, Zone
 
 NOISE_KINDS = ("bw", "em", "ma")
@@ -40,6 +40,7 @@ CHUNK_S = 300.0  # a "patient" of the noise dataset: 5 minutes of one lead of on
 NOISE_RECORDS = ("em", "ma")  # 'bw' is baseline wander: the conditioning removes most of it
 
 
+@register_dataset
 class NstdbNoise(Dataset):
     """NSTDB electrode-motion and muscle-artifact recordings as windows of the noise class.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import DataError
-from .base import Dataset
+from .base import Dataset, register_dataset
 from .record import AFIB, NSR, Record, Zone
 from .wfdb_io import open_header, read_annotations, read_signal
 
@@ -91,18 +91,22 @@ class WfdbRhythmDatabase(Dataset):
         return annotated
 
 
+@register_dataset
 class Mitdb(WfdbRhythmDatabase):
     name, subdir = "mitdb", "mitdb"
 
 
+@register_dataset
 class Afdb(WfdbRhythmDatabase):
     name, subdir = "afdb", "afdb"
 
 
+@register_dataset
 class Ltafdb(WfdbRhythmDatabase):
     name, subdir = "ltafdb", "ltafdb"
 
 
+@register_dataset
 class Cpsc2021(WfdbRhythmDatabase):
     name, subdir = "cpsc2021", "cpsc2021"
 
@@ -112,6 +116,7 @@ class Cpsc2021(WfdbRhythmDatabase):
         return annotated or [Zone(0, n - 1, NSR, "(N no rhythm note)")]
 
 
+@register_dataset
 class Aftdb(WfdbRhythmDatabase):
     """AF Termination Challenge: 80 one-minute Holter excerpts (128 Hz, 2 leads), every one
     in atrial fibrillation (no rhythm file: the whole record is AF); beats in `.qrs`. The
@@ -123,6 +128,7 @@ class Aftdb(WfdbRhythmDatabase):
         return [Zone(0, n - 1, AFIB, "(AFIB whole record")]
 
 
+@register_dataset
 class Afpdb(WfdbRhythmDatabase):
     """PAF Prediction Challenge: 30-min and 5-min two-lead Holter excerpts (128 Hz), none
     with AF inside ('n' subjects never have PAF, 'p' subjects away from an episode). There

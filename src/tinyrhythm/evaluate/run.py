@@ -7,30 +7,11 @@ from pathlib import Path
 import torch
 
 from ..errors import TinyRhythmError
-from ..inference import LoadedModel, load_model
-from ..train.config import TrainConfig
-from ..train.loop import ensure_store, score_split
-from ..windows.split import SPLITS
-from ..windows.store import WindowStore
+from ..runtime import load_model
+from ..train.config import training_store as store_for
+from ..datasets.split import SPLITS
 from .plots import confusion_png
-
-
-def store_for(lm: LoadedModel, store: str | None = None) -> WindowStore:
-    """The window store to score a model on: the one given, else the one it was trained on
-    (rebuilt in the cache from its training config when the original folder is gone)."""
-    train_cfg = lm.meta.get("train") or lm.meta.get("card", {}).get("train")
-    if store:
-        ws = WindowStore(store)
-    elif train_cfg and train_cfg.get("store") and Path(train_cfg["store"]).is_dir():
-        ws = WindowStore(train_cfg["store"])
-    elif train_cfg:
-        ws = ensure_store(TrainConfig.from_dict({**train_cfg, "store": ""}))
-    else:
-        raise TinyRhythmError(f"{lm.name}: no training config to find its data; pass --store")
-    if ws.classes != lm.classes or abs(ws.fs - lm.fs) > 1e-9 or ws.window_length != lm.input_length:
-        raise TinyRhythmError(f"{ws.path}: store ({ws.classes}, {ws.fs} Hz, {ws.window_length} samples) does not fit "
-                              f"model ({lm.classes}, {lm.fs} Hz, {lm.input_length} samples)")
-    return ws
+from .scoring import score_split
 
 
 def evaluate(model: str, task: str, split: str = "test", store: str | None = None, threshold: float | None = None,

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TinyRhythmError
-from .c import DSP_HELPERS, Lowering, _arr, _f, _kernels, build_and_run
+from .c import DSP_HELPERS, _arr, _f, _kernels
+from .c_lower import Lowering
+from .c_toolchain import build_and_run
 
 CLAMP_UV = (1 << 17) - 1  # as onepass._Conditioning
 

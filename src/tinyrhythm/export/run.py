@@ -6,28 +6,76 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from ..compress.quantize import QuantizeConfig, calibration_windows, fidelity, quantize_onnx, validation_windows
 from ..errors import TinyRhythmError
-from ..paths import replace_dir
+from ..models import TinyRhythmCNN, count_macs
+from ..onepass import logits as onepass_logits
+from ..paths import replace_dir, sha256_file
+from ..runtime import LoadedModel, ModelCard, load_model
+from ..runtime.ort import INPUT_NAME, OUTPUT_NAME, OrtModule, export_onnx, latency_ms, session, weight_bytes
+from ..train.config import training_store
+from . import tflite
+from .c import code_bytes, compile_and_run, generate
+from .c_onepass import generate_onepass, run_onepass, scores_from_logits
+from .cortex_m import CortexM4, available
 
-FORMATS = ("onnx", "tflite", "c")
+
+
+@dataclass(frozen=True)
+class Target:
+    """An export format: what it adds to the export folder beside the float and int8 ONNX forms.
+
+    write(work, lm, float_lm, calib, x, report) fills `report` (its forms, its own section);
+    seven_bit: the int8 ONNX is made with 7-bit weights, whose ONNX Runtime arithmetic is
+    exact, so that a bit-exact twin (the C build) can be checked against it; keeps_int8: an
+    int8 model given to export is shipped as it is (with seven_bit: when its weights are 7-bit)
+    rather than quantized again from its float parent."""
+
+    write: Callable
+    seven_bit: bool = False
+    keeps_int8: bool = True
+
+
+TARGETS: dict[str, Target] = {}
+
+
+def register_target(name: str, seven_bit: bool = False, keeps_int8: bool = True):
+    """Decorator: a new `tinyrhythm export --format NAME` is one function."""
+    def deco(fn):
+        TARGETS[name] = Target(fn, seven_bit, keeps_int8)
+        return fn
+    return deco
+
+
+@register_target("onnx")
+def _onnx_target(work, lm, float_lm, calib, x, report) -> None:
+    """The two ONNX forms every export writes are the whole of this target."""
+
+
+@register_target("tflite", keeps_int8=False)  # the .tflite is converted from the float model; so is its ONNX twin
+def _tflite_target(work, lm, float_lm, calib, x, report) -> None:
+    report["forms"]["model-int8.tflite"] = _export_tflite(work, float_lm, calib, x)
+
+
+@register_target("c", seven_bit=True)
+def _c_target(work, lm, float_lm, calib, x, report) -> None:
+    report["c"] = _export_c(work, lm, x, report["macs"])
+
+
 
 
 def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, store: str | None = None,
            calibration: str = "percentile") -> dict:
     """Write `out/model.onnx` (float) and `out/model-int8.onnx` with `out/export_report.json`."""
-    from ..compress.quantize import (QuantizeConfig, calibration_windows, fidelity, quantize_onnx,
-                                     validation_windows)
-    from ..evaluate.run import store_for
-    from ..inference import load_model
-    from ..models import TinyRhythmCNN, count_macs
-    from .onnx import OrtModule, export_onnx, latency_ms, weight_bytes
-
-    if fmt not in FORMATS:
-        raise TinyRhythmError(f"unknown export format {fmt!r} (available: {', '.join(FORMATS)})")
+    if fmt not in TARGETS:
+        raise TinyRhythmError(f"unknown export format {fmt!r} (available: {', '.join(TARGETS)})")
+    target = TARGETS[fmt]
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not force:
@@ -35,7 +83,7 @@ def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, st
     lm = load_model(model)
     parent_name = None
     if isinstance(lm.model, OrtModule):  # an int8 ONNX model: checked against (or rebuilt from) its float parent
-        parent_name = lm.meta.get("parent") or lm.meta.get("card", {}).get("parent")
+        parent_name = lm.card.parent
         if not parent_name:
             raise TinyRhythmError(f"{model}: ONNX model without a float parent to check it against")
         float_lm = load_model(parent_name)
@@ -43,38 +91,36 @@ def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, st
         float_lm = lm
     else:
         raise TinyRhythmError(f"{model}: a PyTorch int8 (fbgemm) run has no ONNX form; export its float parent")
-    ws = store_for(float_lm, store)
+    ws = training_store(float_lm, store)
     x = validation_windows(ws, 1024, 0)
     work = out.with_name(out.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    report: dict = {"model": model, "format": fmt, "classes": lm.classes, "fs": lm.fs, "input_length": lm.input_length,
+    report: dict = {"model": model, "format": fmt, "task": lm.task, "classes": lm.classes, "fs": lm.fs, "input_length": lm.input_length,
                     "input": "ecg [batch, 1, input_length] float32, mV", "output": "logits [batch, classes]",
                     "macs": count_macs(float_lm.model), "check_windows": int(len(x)), "check_split": "val",
                     "reference": f"PyTorch float32 ({parent_name or model})", "forms": {}}
     try:
         export_onnx(float_lm.model, work / "model.onnx", lm.input_length)
         calib = calibration_windows(ws, 1024, 0)
-        q_meta = (lm.meta.get("card") or lm.meta).get("quantization") or {}
-        if parent_name and (fmt == "onnx" or (fmt == "c" and q_meta.get("reduce_range"))):
+        q_meta = lm.card.quantization or {}
+        if parent_name and target.keeps_int8 and (not target.seven_bit or q_meta.get("reduce_range")):
             # Ship the given int8 model as it is; with 7-bit weights ONNX Runtime's arithmetic is
             # exact, so the C build is its bit-exact twin rather than a second quantization.
             shutil.copyfile(lm.model.path, work / "model-int8.onnx")
         else:
             # For C, 7-bit weights make ONNX Runtime's int8 arithmetic exact, so the two can be compared bit for bit.
-            cfg = QuantizeConfig(method="ptq", calibration=calibration, reduce_range=fmt == "c")
+            cfg = QuantizeConfig(method="ptq", calibration=calibration, reduce_range=target.seven_bit)
             quantize_onnx(work / "model.onnx", work / "model-int8.onnx", cfg, calib)
         for name in ("model.onnx", "model-int8.onnx"):
             path = work / name
             fid = fidelity(float_lm.model, OrtModule(path), x)
             report["forms"][name] = {"weight_bytes": weight_bytes(path)["total"], "file_bytes": path.stat().st_size,
+                                     "sha256": sha256_file(path),
                                      "latency_ms_batch1_1thread": round(latency_ms(path, lm.input_length), 4),
                                      "max_abs_diff": fid["max_abs_diff"], "argmax_agreement": fid["argmax_agreement"],
                                      "sqnr_db": fid["sqnr_db"]}
-        if fmt == "c":
-            report["c"] = _export_c(work, lm, x, report["macs"])
-        if fmt == "tflite":
-            report["forms"]["model-int8.tflite"] = _export_tflite(work, float_lm, calib, x)
+        target.write(work, lm, float_lm, calib, x, report)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -123,23 +169,20 @@ def report_table(r: dict) -> str:
 
 def _export_tflite(work: Path, float_lm, calib: np.ndarray, x: np.ndarray) -> dict:
     """Full-integer TFLite from the float model, checked against it and against ONNX Runtime int8."""
-    from ..compress.quantize import fidelity
-    from .onnx import OrtModule
-    from .tflite import TfliteModule, export_tflite, int8_scores, latency_ms, op_types, tflm_check, weight_bytes
-
-    path = export_tflite(float_lm.model, work / "model-int8.tflite", calib[:512])
-    mod = TfliteModule(path)
+    path = tflite.export_tflite(float_lm.model, work / "model-int8.tflite", calib[:512])
+    mod = tflite.TfliteModule(path)
     fid = fidelity(float_lm.model, mod, x)
     vs_ort = fidelity(OrtModule(work / "model-int8.onnx"), mod, x)
     # TFLite Micro's kernels on the same int8 inputs as LiteRT's reference and optimized kernels.
     xq = np.stack([mod.quantize_input(w[None])[0] for w in x[:256]])
-    ref = int8_scores(TfliteModule(path, reference_kernels=True), xq)
-    fast = int8_scores(mod, xq).astype(np.int32)
-    tflm = tflm_check(path, xq, ref)
-    return {"weight_bytes": weight_bytes(path), "file_bytes": path.stat().st_size, "latency_ms_batch1_1thread": round(latency_ms(path, float_lm.input_length), 4),
+    ref = tflite.int8_scores(tflite.TfliteModule(path, reference_kernels=True), xq)
+    fast = tflite.int8_scores(mod, xq).astype(np.int32)
+    tflm = tflite.tflm_check(path, xq, ref)
+    return {"weight_bytes": tflite.weight_bytes(path), "file_bytes": path.stat().st_size, "sha256": sha256_file(path),
+            "latency_ms_batch1_1thread": round(tflite.latency_ms(path, float_lm.input_length), 4),
             "max_abs_diff": fid["max_abs_diff"], "argmax_agreement": fid["argmax_agreement"], "sqnr_db": fid["sqnr_db"],
             "argmax_agreement_with_onnx_int8": vs_ort["argmax_agreement"], "input_dtype": str(mod.inp["dtype"].__name__),
-            "output_dtype": str(mod.out["dtype"].__name__), "ops": op_types(mod),
+            "output_dtype": str(mod.out["dtype"].__name__), "ops": tflite.op_types(mod),
             "tflite_micro_vs_litert_reference": tflm if tflm is not None else "tflite-micro not installed",
             # LiteRT's optimized (XNNPACK) int8 kernels round differently from the reference ones.
             "litert_optimized_vs_reference": {
@@ -155,7 +198,6 @@ def onnx_int8_run(path: Path, tensor: str, x: np.ndarray) -> tuple[np.ndarray, n
     extra output leaves the logits as the unmodified graph computes them."""
     import onnx
 
-    from .onnx import INPUT_NAME, OUTPUT_NAME, session
 
     model = onnx.load(str(path))
     model.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.UINT8, None))
@@ -170,7 +212,6 @@ def onnx_int8_run(path: Path, tensor: str, x: np.ndarray) -> tuple[np.ndarray, n
 
 def _export_c(work: Path, lm, x: np.ndarray, macs: int) -> dict:
     """Generate the C build, compile and run it on the check windows, compare with ONNX Runtime int8."""
-    from .c import code_bytes, compile_and_run, generate
 
     info = generate(work / "model-int8.onnx", work, lm.input_length, list(lm.classes))
     xq, ort = onnx_int8_run(work / "model-int8.onnx", info["input_tensor"], x)
@@ -197,11 +238,6 @@ def _export_c_onepass(work: Path, lm, x: np.ndarray) -> tuple[dict, tuple | None
     """The one-pass C stream (tr_onepass.c), checked against tinyrhythm.onepass on the same int8
     model: the check windows joined end to end into one real-ECG stream, pushed in random chunks.
     Also (the stream, the C build's scores on it) for the Cortex-M4 check."""
-    from ..inference import LoadedModel
-    from ..onepass import logits as onepass_logits
-    from .c import code_bytes
-    from .c_onepass import generate_onepass, run_onepass, scores_from_logits
-    from .onnx import OrtModule
 
     hop = lm.input_length // 4  # the monitor's default hop: a quarter window
     try:
@@ -210,7 +246,9 @@ def _export_c_onepass(work: Path, lm, x: np.ndarray) -> tuple[dict, tuple | None
         return {"unavailable": str(exc)}, None
     signal = np.ascontiguousarray(x[:64].reshape(-1), np.float32)
     starts, scores, seconds = run_onepass(work, signal)
-    int8 = LoadedModel("model-int8", OrtModule(work / "model-int8.onnx"), list(lm.classes), lm.fs, lm.input_length, {})
+    card = ModelCard(name="model-int8", format="onnx", task=lm.task, classes=tuple(lm.classes), fs=lm.fs,
+                     input_length=lm.input_length, weights="model-int8.onnx", source="export")
+    int8 = LoadedModel("model-int8", OrtModule(work / "model-int8.onnx"), card)
     py_starts, py_logits = onepass_logits(int8, signal, hop)
     if len(starts) > len(py_starts) or (starts != py_starts[: len(starts)]).any():
         raise TinyRhythmError("one-pass C stream: decisions at other windows than tinyrhythm.onepass")
@@ -234,7 +272,6 @@ def _emulate_cortex_m4(work: Path, lm, info: dict, xq: np.ndarray, x86_scores: n
                        stream: tuple | None) -> dict:
     """The -Os build (the one whose flash is reported) run in the unicorn Cortex-M4 emulator:
     instructions per window and per hop of both streams, outputs against the x86 build."""
-    from .cortex_m import CortexM4, available
 
     missing = available()
     if missing:

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError, TinyRhythmError
+from ..errors import TinyRhythmError
+from ..runtime.tflite import TfliteModule, int8_scores, interpreter, weight_bytes  # noqa: F401
 
 
 def _require():
@@ -82,46 +83,6 @@ def export_tflite(model: torch.nn.Module, path: str | os.PathLike, calib: np.nda
     return path
 
 
-def interpreter(path: str | os.PathLike, threads: int = 1, reference_kernels: bool = False):
-    """LiteRT's interpreter: optimized kernels with the XNNPACK delegate (the default), or its
-    reference kernels, which TFLite Micro's match bit for bit (tested)."""
-    _require()
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    try:
-        extra = {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if reference_kernels else {}
-        it = Interpreter(model_path=str(path), num_threads=threads, **extra)
-        it.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise DataError(path, f"not a loadable TFLite model ({str(exc).splitlines()[0][:200]})") from None
-    return it
-
-
-class TfliteModule(torch.nn.Module):
-    """A TFLite int8 model behind the torch module interface: float windows in, float logits out
-    (quantized with the model's own input scale, dequantized with its output scale)."""
-
-    def __init__(self, path: str | os.PathLike, threads: int = 1, reference_kernels: bool = False):
-        super().__init__()
-        self.path = Path(path)
-        self.it = interpreter(path, threads, reference_kernels)
-        self.inp, self.out = self.it.get_input_details()[0], self.it.get_output_details()[0]
-
-    def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        scale, zp = self.inp["quantization"]
-        if self.inp["dtype"] != np.int8:
-            return x.astype(self.inp["dtype"])
-        return np.clip(np.rint(x / scale) + zp, -128, 127).astype(np.int8)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xs = x.detach().cpu().numpy().astype(np.float32)
-        y = int8_scores(self, np.stack([self.quantize_input(w[None])[0] for w in xs]))
-        if self.out["dtype"] != np.int8:
-            return torch.from_numpy(y.astype(np.float32))
-        scale, zp = self.out["quantization"]
-        return torch.from_numpy((y.astype(np.float32) - zp) * scale)
-
-
 def latency_ms(path: str | os.PathLike, input_length: int, repeats: int = 300) -> float:
     """Median milliseconds per window, batch 1, one thread (XNNPACK delegate, as the interpreter defaults)."""
     mod = TfliteModule(path)
@@ -138,7 +99,6 @@ def latency_ms(path: str | os.PathLike, input_length: int, repeats: int = 300) -
     return float(np.median(times) * 1e3)
 
 
-
 def op_types(mod: TfliteModule) -> dict[str, int]:
     """Operator counts keyed 'OP:dtype' by the dtype of each op's first input: which ops run in int8."""
     dtypes = {t["index"]: t["dtype"].__name__ for t in mod.it.get_tensor_details()}
@@ -148,21 +108,6 @@ def op_types(mod: TfliteModule) -> dict[str, int]:
         key = f"{op['op_name']}:{dtypes.get(first, '?')}"
         counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))
-
-
-def weight_bytes(path: str | os.PathLike) -> int:
-    """Bytes of the constant tensors (weights, biases, shape constants) in the flatbuffer;
-    the rest of the file is graph structure, quantization parameters and signatures."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    buf = Path(path).read_bytes()
-    model = schema.Model.GetRootAsModel(buf, 0)
-    total = 0
-    for s in range(model.SubgraphsLength()):
-        g = model.Subgraphs(s)
-        for i in range(g.TensorsLength()):
-            total += model.Buffers(g.Tensors(i).Buffer()).DataLength()
-    return total
 
 
 def tflm_check(path: str | os.PathLike, xq: np.ndarray, reference: np.ndarray) -> dict | None:
@@ -183,12 +128,3 @@ def tflm_check(path: str | os.PathLike, xq: np.ndarray, reference: np.ndarray) -
     ref = reference.astype(np.int32)
     return {"windows": int(len(xq)), "class_agreement": round(float((out.argmax(1) == ref.argmax(1)).mean()), 4),
             "max_score_diff_steps": int(np.abs(out - ref).max())}
-
-
-def int8_scores(mod: TfliteModule, xq: np.ndarray) -> np.ndarray:
-    out = []
-    for w in xq:
-        mod.it.set_tensor(mod.inp["index"], w[None])
-        mod.it.invoke()
-        out.append(mod.it.get_tensor(mod.out["index"]).copy())
-    return np.concatenate(out)

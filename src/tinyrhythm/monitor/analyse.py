@@ -17,7 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..datasets.stream import SignalStream, open_stream
 from ..errors import TinyRhythmError
-from ..inference import LoadedModel, load_model
+from ..runtime import LoadedModel, load_model
 from ..onepass import OnePassClassifier
 from ..streaming import StreamingClassifier
 from ..windows.resample import ratio, resample
@@ -117,7 +117,7 @@ def classifier(lm: LoadedModel, hop: int, engine: str, notes: list[str]):
     """The engine's push/finish classifier; one-pass falls back to windows (with a note)
     for a model or hop it cannot run."""
     if engine == "auto":
-        engine = (lm.meta.get("card") or lm.meta).get("monitor_engine", "windows")
+        engine = lm.card.monitor_engine
     if engine == "onepass":
         try:
             return OnePassClassifier(lm, hop)

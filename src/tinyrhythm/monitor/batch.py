@@ -18,11 +18,17 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from ..datasets.files import expand
 from ..errors import TinyRhythmError
 from ..paths import write_atomic
+from ..runtime import load_model
 from .analyse import MonitorConfig, MonitorResult, monitor
 from .episodes import AF_LABELS
+from .evaluate import evaluate_episodes, read_reference
 from .holter import longest_af_episode
+from .output import write_outputs
 
 SUMMARY_FIELDS = ("record", "path", "duration_s", "af_burden", "episodes", "af_episodes", "longest_af_episode_s",
                   "noise_fraction", "unreadable_fraction", "analysed_s", "error")
@@ -43,7 +49,6 @@ def find_recordings(args: list[str | os.PathLike]) -> list[Path]:
     """Recordings named or held by folders (datasets.files.expand); a file that is missing or
     unreadable is kept, so that its error lands in its summary row. A folder with no
     recordings is an error for the whole call."""
-    from ..datasets.files import expand
 
     out: list[Path] = []
     for a in args:
@@ -85,9 +90,6 @@ _WORKER: dict = {}
 
 
 def _init(model: str, threads: int = 1) -> None:
-    import torch
-
-    from ..inference import load_model
 
     torch.set_num_threads(threads)
     _WORKER["lm"] = load_model(model)
@@ -95,8 +97,6 @@ def _init(model: str, threads: int = 1) -> None:
 
 def _one(path: Path, name: str, job: BatchJob) -> dict:
     """The summary row of one recording (with its warnings); its error in the row where it fails."""
-    from .evaluate import evaluate_episodes, read_reference
-    from .output import write_outputs
 
     try:
         r = monitor(path, _WORKER["lm"], fs=job.fs, lead=job.lead, cfg=job.cfg)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets.download import fetch, read_checksums, sha256_file
+from ..datasets.download import fetch, read_checksums
+from ..paths import sha256_file
 from ..errors import DataError, TinyRhythmError
 
 

@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TinyRhythmError
+from ..models import REGISTRY
+from ..tasks import get_task
+from ..windows.cache import default_datasets, ensure_store
+from ..windows.labelling import WindowConfig
+from ..windows.schema import BuildConfig
+from ..windows.store import WindowStore
 
 
 @dataclass
@@ -28,7 +34,7 @@ class TrainConfig:
     model: str = "cnn3"
     task: str = "cinc2017"
     store: str = ""  # window store folder; empty: built from the settings below into the cache
-    datasets: list[str] | None = None  # default: the task's own datasets (tinyrhythm.train.loop.DEFAULT_DATASETS)
+    datasets: list[str] | None = None  # default: the task's own datasets (tinyrhythm.windows.cache.DEFAULT_DATASETS)
     # Sampling weight of each dataset within a class (balanced sampling over several
     # datasets): every class equally likely, and within a class each dataset that has it
     # in proportion to its weight (default 1: datasets equal), then windows uniformly.
@@ -36,7 +42,7 @@ class TrainConfig:
     lead: str | None = None  # lead of the multi-lead databases: index, name, or "both" (two views of one patient)
     conditioning: str = "none"  # input conditioning inside the model: "none" or "window" (models/cnn.py)
     # After training, fold per-class logit offsets chosen on validation macro F1 into the head
-    # bias (train.loop.correct_priors): balanced sampling otherwise over-calls rare classes.
+    # bias (evaluate.scoring.correct_priors): balanced sampling otherwise over-calls rare classes.
     prior_correction: bool = False
     fs: float = 62.5  # window sampling rate (Hz)
     input_length: int = 513  # window length (samples)
@@ -120,13 +126,17 @@ class TrainConfig:
                     raise TinyRhythmError(f"training setting 'augment.{key}': low {value[0]} above high {value[1]}")
             else:
                 _check(f"augment.{key}", value, kind, lo, hi)
-        from ..models import REGISTRY
-        from ..tasks import get_task
-
         if self.model not in REGISTRY:
             raise TinyRhythmError(f"training setting 'model': unknown model {self.model!r}; known: {', '.join(REGISTRY)}")
         get_task(self.task)
         return self
+
+    def store_config(self) -> BuildConfig:
+        """The window store these settings train on (built in the cache by windows.cache.ensure_store)."""
+        window = WindowConfig(fs=self.fs, length=self.input_length, hop=self.hop, purity=self.purity,
+                              min_pad_fraction=self.min_pad_fraction)
+        return BuildConfig(datasets=default_datasets(self.task, self.datasets), task=self.task, window=window,
+                           split_seed=self.split_seed, split_by=self.split_by, lead=self.lead)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TrainConfig":
@@ -179,3 +189,21 @@ AUGMENT_RANGES = {
     "wander_mv": (float, 0.0, 100.0), "offset_mv": (float, 0.0, 1000.0),
     "snr_db": (tuple, -40.0, 100.0), "scale": (tuple, 1e-3, 1e3), "wander_hz": (tuple, 1e-3, 100.0),
 }
+
+
+def training_store(lm, store: str | None = None) -> WindowStore:
+    """The window store to score a loaded model on: the one given, else the one its card says it
+    was trained on (rebuilt in the cache from its training settings when that folder is gone)."""
+    train_cfg = lm.card.train
+    if store:
+        ws = WindowStore(store)
+    elif train_cfg and train_cfg.get("store") and Path(train_cfg["store"]).is_dir():
+        ws = WindowStore(train_cfg["store"])
+    elif train_cfg:
+        ws = ensure_store(TrainConfig.from_dict({**train_cfg, "store": ""}).store_config())
+    else:
+        raise TinyRhythmError(f"{lm.name}: no training config to find its data; pass --store")
+    if ws.classes != lm.classes or abs(ws.fs - lm.fs) > 1e-9 or ws.window_length != lm.input_length:
+        raise TinyRhythmError(f"{ws.path}: store ({ws.classes}, {ws.fs} Hz, {ws.window_length} samples) does not fit "
+                              f"model ({lm.classes}, {lm.fs} Hz, {lm.input_length} samples)")
+    return ws

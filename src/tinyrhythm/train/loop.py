@@ -25,13 +25,16 @@ from ..checkpoint import load_weights, save_atomic
 from ..datasets.nstdb import load_noise
 from ..errors import TinyRhythmError
 from ..evaluate.metrics import classification_report
+from ..evaluate.scoring import (correct_priors, prior_offsets, record_level,  # noqa: F401
+                               score_split, split_logits)
 from ..tasks import get_task
-from ..windows.store import WindowStore, write_json_atomic
+from ..runtime import load_model
+from ..windows.cache import ensure_store
+from ..paths import write_json_atomic
+from ..windows.store import WindowStore
 from .augment import Augmenter
 from .config import TrainConfig
-
-RECORD_LEVEL_DATASETS = {"cinc2017"}  # one label per record: score records, not windows
-
+from .distill import check_settings, distillation_loss, load_teacher
 
 def _dist_info() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -45,104 +48,6 @@ def _device(cfg: TrainConfig) -> torch.device:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise TinyRhythmError("device 'cuda' asked for but no GPU is available")
     return torch.device(cfg.device)
-
-
-def eval_indices(store: WindowStore, split: str) -> np.ndarray:
-    """Windows scored for a split: for record-level datasets only those at half-window hops."""
-    idx = store.indices(split)
-    if record_level(store):
-        half = store.window_length // 2
-        idx = idx[store.starts()[idx] % half == 0]
-    return idx
-
-
-def record_level(store: WindowStore) -> bool:
-    return all(s["dataset"] in RECORD_LEVEL_DATASETS for s in store.manifest["sources"])
-
-
-@torch.no_grad()
-def predict_logits(model: torch.nn.Module, store: WindowStore, idx: np.ndarray, device, batch: int = 1024) -> np.ndarray:
-    model.eval()
-    out = []
-    for i in range(0, len(idx), batch):
-        x, _ = store.batch(idx[i : i + batch])
-        out.append(model(torch.from_numpy(x).unsqueeze(1).to(device)).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(store.classes)), np.float32)
-
-
-def predict_proba(model: torch.nn.Module, store: WindowStore, idx: np.ndarray, device, batch: int = 1024) -> np.ndarray:
-    return torch.softmax(torch.from_numpy(predict_logits(model, store, idx, device, batch)), dim=1).numpy()
-
-
-def split_probabilities(model, store: WindowStore, split: str, device) -> tuple[np.ndarray, np.ndarray, str]:
-    """(class probabilities, true labels, "window" or "record") for one split; for
-    record-level datasets the mean window probability per record."""
-    idx = eval_indices(store, split)
-    proba = predict_proba(model, store, idx, device)
-    y = store.labels[idx].astype(np.int64)
-    if not record_level(store):
-        return proba, y, "window"
-    keys = store.record_keys()[idx]
-    uniq, inv = np.unique(keys, return_inverse=True)
-    summed = np.zeros((len(uniq), proba.shape[1]))
-    np.add.at(summed, inv, proba)
-    y_rec = np.zeros(len(uniq), np.int64)
-    y_rec[inv] = y
-    return summed / np.bincount(inv)[:, None], y_rec, "record"
-
-
-def score_split(model, store: WindowStore, split: str, device, threshold: float | None = None) -> dict:
-    proba, y, level = split_probabilities(model, store, split, device)
-    abstained = proba.max(1) < threshold if threshold else None
-    report = classification_report(y, proba.argmax(1), store.classes, abstained)
-    report["level"] = level
-    return report
-
-
-PRIOR_GRID = np.round(np.arange(-6.0, 4.01, 0.25), 2)
-
-
-def split_logits(model, store: WindowStore, split: str, device) -> tuple[np.ndarray, np.ndarray]:
-    idx = eval_indices(store, split)
-    return predict_logits(model, store, idx, device), store.labels[idx].astype(np.int64)
-
-
-def prior_offsets(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Per-class logit offsets (first class fixed at 0) that maximise macro F1 on (z, y):
-    a coordinate search over PRIOR_GRID (41 values), two sweeps. Returns (offsets, F1 before, after)."""
-    from sklearn.metrics import f1_score
-
-    k = z.shape[1]
-
-    def macro(off):
-        return f1_score(y, (z + off).argmax(1), labels=list(range(k)), average="macro", zero_division=0)
-
-    best_off = np.zeros(k)
-    before = best = macro(best_off)
-    for _ in range(2):
-        for c in range(1, k):
-            for v in PRIOR_GRID:
-                off = best_off.copy()
-                off[c] = v
-                f = macro(off)
-                if f > best + 1e-9:
-                    best, best_off = f, off
-    return best_off, float(before), float(best)
-
-
-def correct_priors(model: "models.TinyRhythmCNN", store: WindowStore, device) -> dict:
-    """Fold a per-class logit offset into the head's bias, chosen on validation macro F1.
-
-    Balanced sampling trains the model as if every class were equally common; in a
-    recording almost every window is non-AF rhythm, so without a correction the rare
-    classes are over-called (false AF minutes, false noise). The offsets are the prior
-    correction a Bayes decision would make, chosen on the validation split only; they live
-    in the bias, so every exported form (ONNX, int8, C, TFLite) carries them."""
-    off, before, after = prior_offsets(*split_logits(model, store, "val", device))
-    with torch.no_grad():
-        model.fc.bias += torch.as_tensor(off, dtype=model.fc.bias.dtype, device=model.fc.bias.device)
-    return {"logit_offsets": [float(v) for v in off], "val_macro_f1_before": round(before, 4),
-            "val_macro_f1_after": round(after, 4)}
 
 
 def _make_optimizer(cfg: TrainConfig, model, steps_total: int):
@@ -179,46 +84,12 @@ def _prepare_out(out: Path, cfg: TrainConfig, store: WindowStore, resume: bool, 
     return None
 
 
-# The rhythm task pools every real source: Holter (MITDB, AFTDB, AFPDB, CPSC 2021,
-# Icentia11k), handheld (CinC 2017) and NSTDB noise.
-RHYTHM_DATASETS = ["mitdb", "aftdb", "afpdb", "cpsc2021", "icentia11k", "cinc2017", "nstdb"]
-DEFAULT_DATASETS = {"cinc2017": ["cinc2017"], "study3": ["icentia11k"], "icentia4": ["icentia11k"],
-                    "rhythm3": RHYTHM_DATASETS, "rhythm4": RHYTHM_DATASETS}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("TINYRHYTHM_CACHE", Path.home() / ".cache" / "tinyrhythm"))
-
-
-def store_config(cfg: TrainConfig):
-    from ..windows.labelling import WindowConfig
-    from ..windows.store import BuildConfig
-
-    datasets = cfg.datasets or DEFAULT_DATASETS.get(cfg.task)
-    if not datasets:
-        raise TinyRhythmError(f"task {cfg.task!r} has no default dataset: set 'datasets' or 'store' in the config")
-    window = WindowConfig(fs=cfg.fs, length=cfg.input_length, hop=cfg.hop, purity=cfg.purity,
-                          min_pad_fraction=cfg.min_pad_fraction)
-    return BuildConfig(datasets=list(datasets), task=cfg.task, window=window, split_seed=cfg.split_seed,
-                       split_by=cfg.split_by, lead=cfg.lead)
-
-
-def ensure_store(cfg: TrainConfig, quiet: bool = False, build: bool = True) -> WindowStore:
-    """The window store a config describes, built (or resumed) in the cache on first use."""
-    from ..windows.store import build_store
-
-    bc = store_config(cfg)
-    path = cache_dir() / "stores" / f"{'+'.join(bc.datasets)}-{bc.task}-{bc.digest()}"
-    if build and not (path / "manifest.json").is_file():
-        build_store(path, bc, workers=max(1, min(4, os.cpu_count() or 1)), quiet=quiet)
-    return WindowStore(path)
-
-
 def run_metadata(cfg: TrainConfig, store: WindowStore, model) -> dict:
     task = get_task(cfg.task)
     return {
         "train": cfg.to_dict(),
-        "model": {"name": cfg.model, **model.config.to_dict()},
+        # A registered builder outside the CNN family has no config: its name rebuilds it.
+        "model": {"name": cfg.model, **(model.config.to_dict() if hasattr(model, "config") else {})},
         "task": task.to_dict(),
         "classes": list(task.classes),
         "window": store.manifest["config"]["window"],
@@ -237,8 +108,6 @@ def initial_model(cfg: TrainConfig, num_classes: int, input_length: int) -> torc
                                  conditioning=cfg.conditioning)
         except ValueError as exc:
             raise TinyRhythmError(f"invalid model settings: {exc}") from None
-    from ..inference import load_model
-
     parent = load_model(cfg.init)
     if parent.input_length != input_length or len(parent.classes) != num_classes:
         raise TinyRhythmError(f"init {cfg.init}: model shape does not match the task and store")
@@ -263,10 +132,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    store = WindowStore(cfg.store) if cfg.store else ensure_store(cfg, quiet=quiet or rank != 0, build=rank == 0)
+    store = WindowStore(cfg.store) if cfg.store else ensure_store(cfg.store_config(), quiet=quiet or rank != 0,
+                                                                 build=rank == 0)
     if world > 1 and not cfg.store:
         dist.barrier()
-        store = ensure_store(cfg, quiet=True, build=False)
+        store = ensure_store(cfg.store_config(), quiet=True, build=False)
     task = get_task(cfg.task)
     if store.classes != list(task.classes):
         raise TinyRhythmError(f"{cfg.store}: store classes {store.classes} do not match task {cfg.task} {list(task.classes)}")
@@ -283,8 +153,6 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
     model.to(device)
     teacher = None
     if cfg.teacher:
-        from ..compress.distill import check_settings, load_teacher
-
         check_settings(cfg.kd_alpha, cfg.kd_temperature)
         teacher = load_teacher(cfg.teacher, list(task.classes), store.fs, store.window_length).to(device)
     steps_per_epoch = -(-cfg.samples_per_epoch // (cfg.batch_size * world))
@@ -312,8 +180,6 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
     augment = Augmenter(cfg.augment, store.fs, noise)
 
     from tqdm import tqdm
-
-    from ..compress.distill import distillation_loss
 
     step = start_epoch * steps_per_epoch
     if step_hook is not None and state is not None:

@@ -2,6 +2,6 @@
 
 from .labelling import WindowConfig, label_windows, make_windows
 from .resample import resample
-from .split import SPLITS, assign_split
+from ..datasets.split import SPLITS, assign_split
 
 __all__ = ["WindowConfig", "label_windows", "make_windows", "resample", "SPLITS", "assign_split"]

@@ -6,13 +6,14 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from ..errors import DataError
-from ..windows.labelling import WindowConfig, make_windows
-from . import DATASETS, open_dataset
-from .cinc2017 import Cinc2017
-from .icentia11k import Icentia11k, read_original_labels
-from .record import RHYTHM_LABELS, Record
-from .wfdb_rhythm import WfdbRhythmDatabase
+from .datasets import DATASETS, open_dataset
+from .datasets.cinc2017 import Cinc2017
+from .datasets.icentia11k import Icentia11k, read_original_labels
+from .datasets.record import RHYTHM_LABELS, Record
+from .datasets.wfdb_io import read_signal
+from .datasets.wfdb_rhythm import WfdbRhythmDatabase
+from .errors import DataError
+from .windows.labelling import WindowConfig, make_windows
 
 def read_record(path: str | Path, lead: int | str | None = None) -> Record:
     """A WFDB record (.hea or base name) of any supported dataset, chosen by its name and folder."""
@@ -36,8 +37,6 @@ class _GenericWfdb(WfdbRhythmDatabase):
 
     def read(self, path, patient_id=None, lead=None):
         if self.annotation is None:
-            from .wfdb_io import read_signal
-
             signal, fs, lead = read_signal(path, self.lead if lead is None else lead)
             name = Path(path).name
             return Record(record_id=name, patient_id=f"wfdb/{name}", dataset="wfdb", fs=fs, signal=signal,
