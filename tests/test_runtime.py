@@ -150,3 +150,27 @@ def test_runs_table_reads_what_runs_wrote(trained_run, tmp_path):
     assert "| r | all | 0.500 (5) | 0.500 (5) | 0.500 (5) | 10 |" in md and "| none | – | 0.700 | 1.000 | 0.00 |" in md
     assert_one_line_error(run_inprocess("runs", "table", tmp_path / "nope"), "nope", "not a folder")
     assert_one_line_error(run_inprocess("runs", "table", tmp_path / "r", "--kind", "compression"), "results.csv")
+
+
+def test_a_teacher_teaches_in_the_students_balanced_frame():
+    from tinyrhythm.train.distill import load_teacher
+
+    lm = load_model("rhythm-cnn5")
+    offsets = lm.card.prior_correction["logit_offsets"]
+    assert offsets == [0.0, -3.75, 1.0]  # folded into its head after training, chosen on validation
+    x = torch.from_numpy(np.random.default_rng(2).normal(0, 0.3, (4, 1, 513)).astype(np.float32))
+    balanced = load_teacher("rhythm-cnn5", lm.classes, lm.fs, lm.input_length)
+    as_shipped = load_teacher("rhythm-cnn5", lm.classes, lm.fs, lm.input_length, balanced=False)
+    with torch.no_grad():
+        torch.testing.assert_close(balanced(x), as_shipped(x) - torch.tensor(offsets), rtol=1e-5, atol=1e-5)
+
+
+def test_fine_tuning_starts_from_the_balanced_head():
+    from tinyrhythm.train import TrainConfig
+    from tinyrhythm.train.loop import initial_model
+
+    shipped = load_model("rhythm-cnn3")
+    cfg = TrainConfig(model="cnn3", task="rhythm3", init="rhythm-cnn3", conditioning="window", balanced=True)
+    model = initial_model(cfg, 3, 513)
+    offsets = torch.tensor(shipped.card.prior_correction["logit_offsets"])
+    torch.testing.assert_close(model.fc.bias.detach(), shipped.model.fc.bias.detach() - offsets)

@@ -55,6 +55,8 @@ class ModelCard:
     weights: str | None = None
     sha256: str | None = None
     quantization: dict | None = None
+    # The per-class logit offsets folded into the head after training (evaluate.scoring.correct_priors).
+    prior_correction: dict | None = None
     monitor_engine: str = "windows"
     source: str = "run"
     card_path: str = ""  # the file this card was read from, named in errors
@@ -93,7 +95,7 @@ class ModelCard:
                             architecture=model if isinstance(model, dict) else None, train=meta.get("train"),
                             parent=meta.get("parent"), metrics=metrics, weights=weights, sha256=meta.get("sha256"),
                             quantization=meta.get("quantization"), monitor_engine=meta.get("monitor_engine"),
-                            source="run")
+                            prior_correction=metrics.get("prior_correction"), source="run")
 
     @classmethod
     def from_zoo(cls, card: dict, path: Path) -> "ModelCard":
@@ -104,7 +106,7 @@ class ModelCard:
                             architecture=arch, train=card.get("train"), parent=card.get("parent"),
                             metrics=card.get("metrics") or {}, weights=card.get("weights"), sha256=card.get("sha256"),
                             quantization=card.get("quantization"), monitor_engine=card.get("monitor_engine"),
-                            source="zoo")
+                            prior_correction=card.get("prior_correction"), source="zoo")
 
     @classmethod
     def from_export(cls, folder: str | Path, file: str) -> "ModelCard":
@@ -149,5 +151,6 @@ class ModelCard:
                    conditioning=(arch or {}).get("conditioning") or (train or {}).get("conditioning") or "none",
                    train=train if isinstance(train, dict) else None, parent=kw.get("parent"),
                    metrics=kw.get("metrics") or {}, weights=kw.get("weights"), sha256=kw.get("sha256"),
-                   quantization=kw.get("quantization"), monitor_engine=engine, source=kw["source"],
+                   quantization=kw.get("quantization"), prior_correction=kw.get("prior_correction"),
+                   monitor_engine=engine, source=kw["source"],
                    card_path=str(path))

@@ -84,6 +84,11 @@ def card_for_run(name: str, run: str | os.PathLike, parent: str | None = None,
                 "train": card.train, "store_config_hash": cfg.get("store_config_hash"),
                 "aggregation": "mean of window probabilities over half-window hops",
                 "limitations": RHYTHM_LIMITS if card.task == "rhythm3" else CINC_LIMITS, **_by_dataset(run)})
+    prior = card.prior_correction
+    if prior is None and card.format == "onnx" and card.parent and (Path(card.parent) / "config.json").is_file():
+        prior = ModelCard.from_run(card.parent).prior_correction  # the int8 head carries its parent's correction
+    if prior:
+        out["prior_correction"] = prior
     if monitor_engine:
         out["monitor_engine"] = monitor_engine
     return out

@@ -31,8 +31,27 @@ def check_settings(alpha: float, temperature: float) -> None:
         raise TinyRhythmError(f"kd_temperature must be positive, got {temperature}")
 
 
-def load_teacher(name_or_path: str, classes: list[str], fs: float, input_length: int):
-    """The teacher model, refused unless it predicts the same classes from the same windows."""
+class _BalancedTeacher(torch.nn.Module):
+    """A teacher's logits with its prior correction taken out again."""
+
+    def __init__(self, model: torch.nn.Module, offsets: list[float]):
+        super().__init__()
+        self.model = model
+        self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) - self.offsets
+
+
+def load_teacher(name_or_path: str, classes: list[str], fs: float, input_length: int, balanced: bool = True):
+    """The teacher model, refused unless it predicts the same classes from the same windows.
+
+    With `balanced` (the student samples classes equally), a teacher whose head carries a
+    prior correction (logit offsets folded in after its own balanced training, for the
+    deployment class mix) teaches without it: its soft targets are then in the same balanced
+    frame as the student's labels, and the student gets its own correction after training.
+    Taught with the offsets in, the student learns the deployment prior from the teacher and
+    the opposite one from its sampling (measured, README)."""
     lm = load_model(name_or_path)
     if list(lm.classes) != list(classes):
         raise TinyRhythmError(f"teacher {name_or_path}: label set {lm.classes} differs from the student's {list(classes)}")
@@ -41,4 +60,7 @@ def load_teacher(name_or_path: str, classes: list[str], fs: float, input_length:
                               f"the student's are {input_length} at {fs} Hz")
     for p in lm.model.parameters():
         p.requires_grad_(False)
+    offsets = (lm.card.prior_correction or {}).get("logit_offsets")
+    if balanced and offsets:
+        return _BalancedTeacher(lm.model.eval(), offsets).eval()
     return lm.model.eval()

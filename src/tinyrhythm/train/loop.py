@@ -111,6 +111,12 @@ def initial_model(cfg: TrainConfig, num_classes: int, input_length: int) -> torc
     parent = load_model(cfg.init)
     if parent.input_length != input_length or len(parent.classes) != num_classes:
         raise TinyRhythmError(f"init {cfg.init}: model shape does not match the task and store")
+    offsets = (parent.card.prior_correction or {}).get("logit_offsets")
+    if offsets and cfg.balanced and isinstance(parent.model, models.TinyRhythmCNN):
+        # Fine-tuning samples classes equally again: start from the balanced head, not the
+        # deployment prior folded into it (a new correction is chosen after training).
+        with torch.no_grad():
+            parent.model.fc.bias -= torch.as_tensor(offsets, dtype=parent.model.fc.bias.dtype)
     return parent.model
 
 
@@ -154,7 +160,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
     teacher = None
     if cfg.teacher:
         check_settings(cfg.kd_alpha, cfg.kd_temperature)
-        teacher = load_teacher(cfg.teacher, list(task.classes), store.fs, store.window_length).to(device)
+        teacher = load_teacher(cfg.teacher, list(task.classes), store.fs, store.window_length, cfg.balanced).to(device)
     steps_per_epoch = -(-cfg.samples_per_epoch // (cfg.batch_size * world))
     opt, sched = _make_optimizer(cfg, model, steps_per_epoch * cfg.epochs)
     meta = {**run_metadata(cfg, store, model), **(extra_meta or {})}
