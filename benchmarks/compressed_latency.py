@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinyrhythm.export.onnx import OrtModule, export_onnx
-from tinyrhythm.inference import load_model
+from tinyrhythm.runtime.ort import OrtModule, export_onnx
+from tinyrhythm.runtime import load_model
 
 
 def median_ms(fn, x, repeats: int) -> float:

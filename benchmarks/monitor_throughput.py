@@ -34,7 +34,7 @@ CHILD = r"""
 import json, sys, time
 import numpy as np, torch
 torch.set_num_threads(1)
-from tinyrhythm.inference import load_model
+from tinyrhythm.runtime import load_model
 from tinyrhythm.monitor import MonitorConfig, monitor
 def hwm_mb():  # this process's peak RSS (VmHWM; ru_maxrss would count the parent's before exec)
     for line in open("/proc/self/status"):
@@ -68,7 +68,7 @@ print(json.dumps({"gmac_s": 512 ** 3 / best / 1e9}))
 MACS = r"""
 import json, sys
 import numpy as np
-from tinyrhythm.inference import load_model
+from tinyrhythm.runtime import load_model
 from tinyrhythm.onepass import OnePassClassifier
 lm = load_model(sys.argv[1])
 from tinyrhythm import models

@@ -27,7 +27,7 @@ import torch
 from tinyrhythm.datasets import load_noise, open_dataset
 from tinyrhythm.datasets.nstdb import FS as NSTDB_FS
 from tinyrhythm.evaluate.metrics import classification_report
-from tinyrhythm.inference import load_model
+from tinyrhythm.runtime import load_model
 from tinyrhythm.monitor.analyse import MonitorConfig, monitor
 from tinyrhythm.monitor.evaluate import evaluate_episodes, reference_episodes
 from tinyrhythm.evaluate.scoring import predict_proba

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyrhythm.datasets.concat import cinc_episode_recording
-from tinyrhythm.inference import load_model
+from tinyrhythm.runtime import load_model
 from tinyrhythm.monitor import MonitorConfig, monitor
 from tinyrhythm.monitor.evaluate import evaluate_episodes, read_reference
 

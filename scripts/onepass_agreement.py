@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinyrhythm.inference import load_model
+from tinyrhythm.runtime import load_model
 from tinyrhythm.monitor import MonitorConfig, monitor
 from tinyrhythm.monitor.evaluate import evaluate_episodes, read_reference
 

@@ -12,7 +12,7 @@ from tinyrhythm.checkpoint import record_hash
 from tinyrhythm.compress.distill import distillation_loss
 from tinyrhythm.compress.prune import MaskHook, PruneConfig, channel_prune, magnitude_masks, prunable, size_report
 from tinyrhythm.compress.quantize import convert_torch, fidelity, prepare_torch
-from tinyrhythm.inference import load_model
+from tinyrhythm.runtime import load_model
 from tinyrhythm.windows.store import WindowStore
 
 from conftest import CINC, assert_one_line_error, run_cli

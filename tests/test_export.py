@@ -9,7 +9,7 @@ import onnx
 import torch
 
 from tinyrhythm.export.onnx import OrtModule
-from tinyrhythm.inference import load_model
+from tinyrhythm.runtime import load_model
 from tinyrhythm.windows.store import WindowStore
 
 from conftest import CINC, assert_one_line_error, run_cli

@@ -9,7 +9,7 @@ import wfdb
 from conftest import CINC, DATA, ICENTIA_P0, assert_one_line_error, copy_record, run_cli
 from tinyrhythm.datasets.concat import cinc_episode_recording
 from tinyrhythm.datasets.wfdb_io import read_annotations, read_signal
-from tinyrhythm.inference import load_model
+from tinyrhythm.runtime import load_model
 from tinyrhythm.monitor import MonitorConfig, monitor
 from tinyrhythm.monitor.episodes import UNREADABLE, Episode, burden, merge_short, smooth
 from tinyrhythm.monitor.evaluate import evaluate_episodes, read_reference

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import DATA, ICENTIA_P0, copy_record, run_cli
 from tinyrhythm.datasets.stream import open_stream
-from tinyrhythm.inference import load_model
+from tinyrhythm.runtime import load_model
 from tinyrhythm.monitor import MonitorConfig, monitor
 from tinyrhythm.monitor.batch import output_names
 from tinyrhythm.onepass import OnePassClassifier, _Conditioning

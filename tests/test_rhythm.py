@@ -69,7 +69,7 @@ def _perturbations(x, fs=62.5, seed=0):
 
 @pytest.mark.parametrize("name", ["rhythm-cnn3", "rhythm-cnn3-int8"])
 def test_zoo_rhythm_models_keep_their_class_under_offset_gain_and_wander(name):
-    from tinyrhythm.inference import load_model
+    from tinyrhythm.runtime import load_model
 
     lm = load_model(name)
     x = _real_windows().astype(np.float32)
@@ -230,7 +230,7 @@ def test_c_build_of_a_conditioned_model_matches_onnx_runtime(tmp_path):
     import subprocess
 
     from tinyrhythm.export.run import onnx_int8_run
-    from tinyrhythm.inference import load_model
+    from tinyrhythm.runtime import load_model
     from tinyrhythm.windows.resample import resample
 
     out = tmp_path / "c"

@@ -7,7 +7,7 @@ import pytest
 
 from tinyrhythm.datasets.files import read_any
 from tinyrhythm.errors import TinyRhythmError
-from tinyrhythm.inference import load_model
+from tinyrhythm.runtime import load_model
 from tinyrhythm.streaming import StreamingClassifier, batch_decisions
 from tinyrhythm.windows.resample import resample
 

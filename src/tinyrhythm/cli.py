@@ -185,7 +185,8 @@ def torch_threads(n: int) -> None:
 
 def cmd_predict(args) -> None:
     from .datasets.files import expand, read_any
-    from .inference import load_model, predict_signals
+    from .inference import predict_signals
+    from .runtime import load_model
 
     torch_threads(args.threads)
     lm = load_model(args.model)
@@ -468,7 +469,7 @@ EXAMPLES = {
 
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DATASETS
-    from .datasets.download import SOURCES
+    from .datasets.download import sources
     from .tasks import TASKS
 
     parser = argparse.ArgumentParser(prog="tinyrhythm", description=__doc__.splitlines()[0])
@@ -671,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_merge)
 
     p = dsub.add_parser("download", help="download a full dataset from PhysioNet, verified by SHA256SUMS.txt")
-    p.add_argument("dataset", choices=list(SOURCES))
+    p.add_argument("dataset", choices=list(sources()))
     p.add_argument("--out", default=None, help="data root (default: $TINYRHYTHM_DATA)")
     p.add_argument("--patients", default=None, help="Icentia11k patient ids, e.g. 0-99,512")
     p.add_argument("--base-url", default=None, help="mirror to download from instead of PhysioNet")

@@ -24,7 +24,7 @@ from .evaluate.plots import confusion_figure
 from .figures import COLOURS, plt as _plt, png as _png, shade as _shade
 from .monitor import monitor
 from .monitor.evaluate import evaluate_episodes, read_reference
-from .paths import check_output_file
+from .paths import check_output_file, write_atomic
 from .zoo import DEFAULT_RHYTHM_MODEL
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -265,7 +265,4 @@ def write_page(page: str, out: str | os.PathLike) -> Path:
     """Write an HTML page atomically: a reader never sees half a report."""
     out = check_output_file(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page)
-    os.replace(tmp, out)
-    return out
+    return write_atomic(out, page)

@@ -33,7 +33,7 @@ from ..models import count_macs, describe, from_config
 from ..runtime import load_model
 from ..train import TrainConfig, train
 from ..train.config import training_store
-from ..paths import write_json_atomic
+from ..paths import write_atomic, write_json_atomic
 from .prune import PruneConfig, prune
 from .quantize import QuantizeConfig, quantize, torch_latency_ms
 
@@ -183,9 +183,7 @@ def write_tables(rows: list[dict], out: Path) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def pareto_png(rows: list[dict], path: Path) -> None:

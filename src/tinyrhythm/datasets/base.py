@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 from ..errors import DataError, TinyRhythmError
 from .record import Record
@@ -24,6 +25,17 @@ def data_root() -> Path:
     return root
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset is published (a PhysioNet project) and how its files become the reader's layout."""
+
+    slug: str  # PhysioNet project
+    version: str
+    dest: str  # folder under the data root, as the readers expect it
+    select: Callable[[str], bool] = lambda path: True
+    finish: Callable[[Path], None] | None = None  # turns downloaded files into the reader's layout
+
+
 class Dataset:
     """A published dataset read from its own files; `@register_dataset` makes it known by name.
 
@@ -37,6 +49,7 @@ class Dataset:
     subdir: str = ""
     native_fs: float | None = None
     unzoned_noise: bool = False  # spans outside every rhythm zone are noise (Icentia11k)
+    source: Source | None = None  # `tinyrhythm data download NAME` fetches it from there
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else data_root() / self.subdir

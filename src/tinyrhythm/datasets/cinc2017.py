@@ -7,12 +7,14 @@ is its own patient: the challenge publishes no patient ids.
 from __future__ import annotations
 
 import csv
+import shutil
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import DataError
-from .base import Dataset, register_dataset
+from .base import Dataset, Source, register_dataset
 from .record import AFIB, NOISE, NSR, OTHER, Record, Zone
 from .wfdb_io import read_signal
 
@@ -20,9 +22,20 @@ from .wfdb_io import read_signal
 CINC_LABELS = {"N": NSR, "A": AFIB, "O": OTHER, "~": NOISE}
 
 
+def _cinc_finish(dest: Path) -> None:
+    """training2017.zip -> training2017/, with the revised v3 labels as REFERENCE.csv."""
+    zpath = dest / "training2017.zip"
+    if not (dest / "training2017" / "RECORDS").is_file():
+        with zipfile.ZipFile(zpath) as z:
+            z.extractall(dest)
+    shutil.copyfile(dest / "REFERENCE-v3.csv", dest / "training2017" / "REFERENCE.csv")
+
+
 @register_dataset
 class Cinc2017(Dataset):
     name = "cinc2017"
+    source = Source("challenge-2017", "1.0.0", "cinc2017", select=lambda p: p in ("training2017.zip", "REFERENCE-v3.csv"),
+                    finish=_cinc_finish)
     subdir = "cinc2017/training2017"
     native_fs = 300.0
 

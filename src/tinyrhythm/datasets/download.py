@@ -8,66 +8,22 @@ into place, so a file under its real name is always complete and verified.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import urllib.error
 import urllib.request
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from ..errors import DataError, TinyRhythmError
 from ..paths import sha256_file
+from .base import DATASETS, Source
+
+
+def sources() -> dict[str, Source]:
+    """What can be downloaded: the `source` of every registered reader that has one."""
+    return {name: cls.source for name, cls in DATASETS.items() if cls.source is not None}
 
 PHYSIONET = "https://physionet.org/files"
 CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class Source:
-    slug: str  # PhysioNet project
-    version: str
-    dest: str  # folder under the data root, as the readers expect it
-    select: Callable[[str], bool] = lambda path: True
-    finish: Callable[[Path], None] | None = None  # turns downloaded files into the reader's layout
-
-
-def _cinc_finish(dest: Path) -> None:
-    """training2017.zip -> training2017/, with the revised v3 labels as REFERENCE.csv."""
-    zpath = dest / "training2017.zip"
-    if not (dest / "training2017" / "RECORDS").is_file():
-        with zipfile.ZipFile(zpath) as z:
-            z.extractall(dest)
-    shutil.copyfile(dest / "REFERENCE-v3.csv", dest / "training2017" / "REFERENCE.csv")
-
-
-def _nstdb_finish(dest: Path) -> None:
-    """The three noise records as nstdb.h5, the form tinyrhythm.datasets.nstdb reads."""
-    import h5py
-    import wfdb
-
-    tmp = dest / "nstdb.h5.tmp"
-    with h5py.File(tmp, "w") as f:
-        for name in ("bw", "em", "ma"):
-            f.create_dataset(name, data=wfdb.rdrecord(str(dest / name)).p_signal)
-    os.replace(tmp, dest / "nstdb.h5")
-
-
-SOURCES: dict[str, Source] = {
-    "icentia11k": Source("icentia11k-continuous-ecg", "1.0", "icentia11k/wfdb",
-                         select=lambda p: p.startswith("p") and p.endswith((".hea", ".dat", ".atr"))),
-    "cinc2017": Source("challenge-2017", "1.0.0", "cinc2017",
-                       select=lambda p: p in ("training2017.zip", "REFERENCE-v3.csv"), finish=_cinc_finish),
-    "mitdb": Source("mitdb", "1.0.0", "mitdb"),
-    "nstdb": Source("nstdb", "1.0.0", "nstdb", select=lambda p: p.split(".")[0] in ("bw", "em", "ma"), finish=_nstdb_finish),
-    "aftdb": Source("aftdb", "1.0.0", "aftdb"),
-    # The 't' records are the challenge's unlabelled test set: no subject grouping, so not read.
-    "afpdb": Source("afpdb", "1.0.0", "afpdb", select=lambda p: not p.rsplit("/", 1)[-1].startswith("t")),
-    "cpsc2021": Source("cpsc2021", "1.0.0", "cpsc2021"),
-    "afdb": Source("afdb", "1.0.0", "afdb"),
-    "ltafdb": Source("ltafdb", "1.0.0", "ltafdb"),
-}
 
 
 def parse_patients(spec: str) -> set[int]:
@@ -154,11 +110,12 @@ def fetch(url: str, dest: Path, sha256: str) -> str:
 def download(name: str, out: str | os.PathLike, *, base_url: str = PHYSIONET, patients: set[int] | None = None,
              quiet: bool = False) -> dict:
     """Download dataset `name` into `out/<its folder>`; returns counts of what was done."""
-    if name not in SOURCES:
-        raise TinyRhythmError(f"unknown dataset {name!r} to download; known: {', '.join(SOURCES)}")
+    known = sources()
+    if name not in known:
+        raise TinyRhythmError(f"unknown dataset {name!r} to download; known: {', '.join(known)}")
     if patients is not None and name != "icentia11k":
         raise TinyRhythmError("--patients applies to icentia11k only")
-    src = SOURCES[name]
+    src = known[name]
     root = f"{base_url.rstrip('/')}/{src.slug}/{src.version}"
     sums = read_checksums(f"{root}/SHA256SUMS.txt")
     files = sorted(p for p in sums if src.select(p))

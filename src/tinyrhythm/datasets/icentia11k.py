@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import safe_pickle
-from .base import Dataset, register_dataset
+from .base import Dataset, Source, register_dataset
 from .record import AFIB, AFL, NSR, Record, Zone, check_signal
 from .wfdb_io import read_annotations, read_signal
 
@@ -50,6 +50,8 @@ class Icentia11k(Dataset):
 
     name = "icentia11k"
     subdir = "icentia11k/wfdb"
+    source = Source("icentia11k-continuous-ecg", "1.0", "icentia11k/wfdb",
+                    select=lambda p: p.startswith("p") and p.endswith((".hea", ".dat", ".atr")))
     native_fs = FS
     unzoned_noise = True
 

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 
 from ..errors import DataError
-from .base import Dataset, data_root, register_dataset
+from .base import Dataset, Source, data_root, register_dataset
 from .record import NOISE, Record, Zone
 
 NOISE_KINDS = ("bw", "em", "ma")
@@ -40,6 +40,18 @@ CHUNK_S = 300.0  # a "patient" of the noise dataset: 5 minutes of one lead of on
 NOISE_RECORDS = ("em", "ma")  # 'bw' is baseline wander: the conditioning removes most of it
 
 
+def _nstdb_finish(dest: Path) -> None:
+    """The three noise records as nstdb.h5, the form tinyrhythm.datasets.nstdb reads."""
+    import h5py
+    import wfdb
+
+    tmp = dest / "nstdb.h5.tmp"
+    with h5py.File(tmp, "w") as f:
+        for name in ("bw", "em", "ma"):
+            f.create_dataset(name, data=wfdb.rdrecord(str(dest / name)).p_signal)
+    os.replace(tmp, dest / "nstdb.h5")
+
+
 @register_dataset
 class NstdbNoise(Dataset):
     """NSTDB electrode-motion and muscle-artifact recordings as windows of the noise class.
@@ -51,6 +63,8 @@ class NstdbNoise(Dataset):
     """
 
     name, subdir = "nstdb", "nstdb"
+    source = Source("nstdb", "1.0.0", "nstdb", select=lambda p: p.split(".")[0] in ("bw", "em", "ma"),
+                    finish=_nstdb_finish)
 
     def validate(self) -> None:
         self._noise = load_noise(self.root / "nstdb.h5")

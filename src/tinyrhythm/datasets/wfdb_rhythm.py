@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import DataError
-from .base import Dataset, register_dataset
+from .base import Dataset, Source, register_dataset
 from .record import AFIB, NSR, Record, Zone
 from .wfdb_io import open_header, read_annotations, read_signal
 
@@ -94,21 +94,25 @@ class WfdbRhythmDatabase(Dataset):
 @register_dataset
 class Mitdb(WfdbRhythmDatabase):
     name, subdir = "mitdb", "mitdb"
+    source = Source("mitdb", "1.0.0", "mitdb")
 
 
 @register_dataset
 class Afdb(WfdbRhythmDatabase):
     name, subdir = "afdb", "afdb"
+    source = Source("afdb", "1.0.0", "afdb")
 
 
 @register_dataset
 class Ltafdb(WfdbRhythmDatabase):
     name, subdir = "ltafdb", "ltafdb"
+    source = Source("ltafdb", "1.0.0", "ltafdb")
 
 
 @register_dataset
 class Cpsc2021(WfdbRhythmDatabase):
     name, subdir = "cpsc2021", "cpsc2021"
+    source = Source("cpsc2021", "1.0.0", "cpsc2021")
 
     def record_zones(self, annotated: list[Zone], n: int) -> list[Zone]:
         # CPSC 2021 writes rhythm notes only where AF or flutter occurs; a record without
@@ -123,6 +127,7 @@ class Aftdb(WfdbRhythmDatabase):
     database gives no subject ids, so each record counts as a patient."""
 
     name, subdir, annotation = "aftdb", "aftdb", "qrs"
+    source = Source("aftdb", "1.0.0", "aftdb")
 
     def record_zones(self, annotated: list[Zone], n: int) -> list[Zone]:
         return [Zone(0, n - 1, AFIB, "(AFIB whole record")]
@@ -137,6 +142,8 @@ class Afpdb(WfdbRhythmDatabase):
     and its continuations (n01, n02, n01c, n02c): one patient id, so one split."""
 
     name, subdir, annotation = "afpdb", "afpdb", "qrs"
+    # The 't' records are the challenge's unlabelled test set: no subject grouping, so not read.
+    source = Source("afpdb", "1.0.0", "afpdb", select=lambda p: not p.rsplit("/", 1)[-1].startswith("t"))
 
     def record_zones(self, annotated: list[Zone], n: int) -> list[Zone]:
         return [Zone(0, n - 1, NSR, "(N whole record, non-AF Holter)")]

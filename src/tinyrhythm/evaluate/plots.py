@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
+
+from ..paths import write_atomic
 
 
 def confusion_figure(cm: list[list[int]], classes: list[str], title: str = "", ylabel: str = "true"):
@@ -37,9 +40,7 @@ def confusion_png(cm: list[list[int]], classes: list[str], path: str | os.PathLi
     import matplotlib.pyplot as plt
 
     fig = confusion_figure(cm, classes, title)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, buf.getvalue())
