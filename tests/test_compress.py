@@ -160,6 +160,9 @@ def test_quantize_ptq_cli_int8_onnx(small_store, tmp_path):
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
     lines = run_cli("predict", "--model", out, "--json", CINC / "A00001.hea", CINC / "A00004.hea", check=0).stdout
     assert [json.loads(l)["record"] for l in lines.splitlines()] == ["A00001", "A00004"]
+    # The run's model file itself loads with the run's card.
+    lm = load_model(out / "model.onnx")
+    assert lm.card.source == "run" and lm.card.format == "onnx" and lm.name == "q"
     # A tampered int8 model is refused.
     raw = bytearray((out / "model.onnx").read_bytes())
     raw[-10] ^= 0xFF

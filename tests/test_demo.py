@@ -78,6 +78,10 @@ def test_wheel_carries_the_licence_but_no_ecg(tmp_path):
     for f in ("ATTRIBUTION.md", "__main__.py", "__init__.py"):
         assert f"tinyrhythm/samples/{f}" in names, f
     assert not [n for n in names if n.endswith((".dat", ".atr", ".hea"))]  # the sample is cut on first use
+    # The C generator's kernel templates and the zoo travel with the package.
+    kernels = {p.name for p in (ROOT / "src" / "tinyrhythm" / "export" / "c_kernels").glob("*.c")}
+    assert len(kernels) == 10 and {f"tinyrhythm/export/c_kernels/{k}" for k in kernels} <= names
+    assert "tinyrhythm/zoo/cards/rhythm-cnn3-int8.json" in names and "tinyrhythm/zoo/weights/rhythm-cnn3-int8.onnx" in names
 
 
 def test_sample_downloaded_from_physionet_when_no_mitdb_is_at_hand(tmp_path, monkeypatch):

@@ -62,8 +62,9 @@ def test_cards_are_checked_before_anything_is_built(tmp_path):
     with pytest.raises(DataError, match="format"):
         ModelCard.from_run(tmp_path)
     # An exported file without the export report beside it has no card: refused, in one line.
-    (tmp_path / "lonely.tflite").write_bytes(b"TFL3" + bytes(100))
-    proc = run_inprocess("predict", "--model", tmp_path / "lonely.tflite", str(CINC / "A00001.hea"))
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "alone" / "lonely.tflite").write_bytes(b"TFL3" + bytes(100))
+    proc = run_inprocess("predict", "--model", tmp_path / "alone" / "lonely.tflite", str(CINC / "A00001.hea"))
     assert proc.returncode == 2 and "export_report.json" in proc.stderr and "Traceback" not in proc.stderr
 
 

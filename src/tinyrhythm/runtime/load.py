@@ -153,15 +153,12 @@ def _fbgemm(card: ModelCard, folder: Path) -> torch.nn.Module:
 
 @register_backend("tflite")
 def _tflite(card: ModelCard, folder: Path) -> torch.nn.Module:
-
     return tflite.TfliteModule(_checked_file(card, folder))
 
 
 def _export_form(folder: Path) -> str:
     """The form an export folder is loaded as: the int8 file its format wrote."""
-    rep = folder / "export_report.json"
-
-    fmt = read_json(rep, "export report").get("format")
+    fmt = read_json(folder / "export_report.json", "export report").get("format")
     name = "model-int8.tflite" if fmt == "tflite" else "model-int8.onnx"
     if not (folder / name).is_file():
         raise DataError(folder / name, "model file not found")
@@ -176,6 +173,10 @@ def card_of(name_or_path: str | os.PathLike) -> tuple[ModelCard, Path]:
             return ModelCard.from_run(p), p
         return ModelCard.from_export(p, _export_form(p)), p
     if p.is_file() and p.suffix in (".tflite", ".onnx"):
+        if (p.parent / "config.json").is_file():  # the model file of a quantized run folder
+            card = ModelCard.from_run(p.parent)
+            if card.weights == p.name:
+                return card, p.parent
         return ModelCard.from_export(p.parent, p.name), p.parent
     name = str(name_or_path)
     all_cards = zoo.cards()
