@@ -24,13 +24,13 @@ def evaluate(model: str, task: str, split: str = "test", store: str | None = Non
     if threshold is not None and not 0 < threshold < 1:
         raise TinyRhythmError(f"--threshold must lie in (0, 1), got {threshold}")
     lm = load_model(model)
-    if lm.task != task:
+    if lm.task and lm.task != task:  # an export made before reports named the task has none: the store check decides
         raise TinyRhythmError(f"{model}: model was trained for task {lm.task!r}, not {task!r}")
     ws = store_for(lm, store)
     report = score_split(lm.model, ws, split, torch.device("cpu"), threshold)
     report = {"model": lm.name, "task": task, "split": split, "threshold": threshold, **report}
-    if plot is None and Path(model).is_dir():
-        plot = str(Path(model) / f"confusion_{split}.png")
+    if plot is None and lm.card.source == "run":
+        plot = str(Path(lm.card.card_path).parent / f"confusion_{split}.png")
     if plot:
         confusion_png(report["confusion_matrix"], lm.classes, plot, f"{lm.name} {task} {split} ({report['level']}s)")
         report["confusion_png"] = str(plot)
