@@ -71,12 +71,10 @@ import numpy as np
 from tinyrhythm.runtime import load_model
 from tinyrhythm.onepass import OnePassClassifier
 lm = load_model(sys.argv[1])
-from tinyrhythm import models
-arch = models.from_config({**lm.card.architecture, "num_classes": len(lm.classes), "input_length": lm.input_length})
 op = OnePassClassifier(lm, int(sys.argv[2]))
 feats = op.b.trunk(np.zeros(lm.input_length, np.float32))
 head = int(feats.shape[0] * op.b.columns * len(lm.classes))
-print(json.dumps({"macs": int(models.count_macs(arch)), "head": head, "length": lm.input_length}))
+print(json.dumps({"macs": int(lm.card.macs), "head": head, "length": lm.input_length}))
 """
 
 

@@ -52,6 +52,7 @@ class ModelCard:
     train: dict | None = None
     parent: str | None = None
     metrics: dict = field(default_factory=dict)
+    macs: int | None = None  # multiply-accumulates per window
     weights: str | None = None
     sha256: str | None = None
     quantization: dict | None = None
@@ -95,7 +96,7 @@ class ModelCard:
                             architecture=model if isinstance(model, dict) else None, train=meta.get("train"),
                             parent=meta.get("parent"), metrics=metrics, weights=weights, sha256=meta.get("sha256"),
                             quantization=meta.get("quantization"), monitor_engine=meta.get("monitor_engine"),
-                            prior_correction=metrics.get("prior_correction"), source="run")
+                            prior_correction=metrics.get("prior_correction"), macs=metrics.get("macs"), source="run")
 
     @classmethod
     def from_zoo(cls, card: dict, path: Path) -> "ModelCard":
@@ -106,7 +107,7 @@ class ModelCard:
                             architecture=arch, train=card.get("train"), parent=card.get("parent"),
                             metrics=card.get("metrics") or {}, weights=card.get("weights"), sha256=card.get("sha256"),
                             quantization=card.get("quantization"), monitor_engine=card.get("monitor_engine"),
-                            prior_correction=card.get("prior_correction"), source="zoo")
+                            prior_correction=card.get("prior_correction"), macs=card.get("macs"), source="zoo")
 
     @classmethod
     def from_export(cls, folder: str | Path, file: str) -> "ModelCard":
@@ -123,7 +124,8 @@ class ModelCard:
         fmt = "tflite" if file.endswith(".tflite") else "onnx"
         return cls._checked(path, name=f"{folder.name}/{file}", format=fmt, task=rep.get("task"),
                             classes=rep.get("classes"), fs=rep.get("fs"), input_length=rep.get("input_length"),
-                            parent=rep.get("model"), weights=file, sha256=form.get("sha256"), source="export",
+                            parent=rep.get("model"), weights=file, sha256=form.get("sha256"), macs=rep.get("macs"),
+                            source="export",
                             metrics={k: form[k] for k in ("argmax_agreement", "sqnr_db", "max_abs_diff") if k in form})
 
     @classmethod
@@ -150,7 +152,7 @@ class ModelCard:
                    fs=float(fs), input_length=n, architecture=arch,
                    conditioning=(arch or {}).get("conditioning") or (train or {}).get("conditioning") or "none",
                    train=train if isinstance(train, dict) else None, parent=kw.get("parent"),
-                   metrics=kw.get("metrics") or {}, weights=kw.get("weights"), sha256=kw.get("sha256"),
+                   metrics=kw.get("metrics") or {}, macs=kw.get("macs"), weights=kw.get("weights"), sha256=kw.get("sha256"),
                    quantization=kw.get("quantization"), prior_correction=kw.get("prior_correction"),
                    monitor_engine=engine, source=kw["source"],
                    card_path=str(path))
