@@ -175,3 +175,27 @@ def test_fine_tuning_starts_from_the_balanced_head():
     model = initial_model(cfg, 3, 513)
     offsets = torch.tensor(shipped.card.prior_correction["logit_offsets"])
     torch.testing.assert_close(model.fc.bias.detach(), shipped.model.fc.bias.detach() - offsets)
+
+
+def test_predict_classifies_the_windows_evaluate_scores(small_store):
+    """One windowing rule: the windows `predict` cuts from a raw CinC record are the windows the
+    record-level evaluation takes from the store for that record, sample for sample."""
+    from tinyrhythm.datasets.files import read_any
+    from tinyrhythm.evaluate.scoring import eval_indices
+    from tinyrhythm.inference import record_windows
+    from tinyrhythm.windows.store import WindowStore
+
+    store = WindowStore(small_store)
+    idx = eval_indices(store, "test")
+    keys, names = store.record_keys()[idx], store.record_names()
+    checked = 0
+    for key in np.unique(keys)[:25]:
+        mine = idx[keys == key]
+        x_store = store.batch(mine[np.argsort(store.starts()[mine])])[0]
+        name = names[key].rsplit("/", 1)[-1]
+        _, signal, fs = read_any(CINC / f"{name}.hea")
+        x_predict = record_windows(signal, fs, store.fs, store.window_length)
+        assert x_predict.shape == x_store.shape, name
+        np.testing.assert_allclose(x_predict, x_store, atol=1e-5)
+        checked += 1
+    assert checked == 25

@@ -1,9 +1,8 @@
 """Classifying whole recordings with a loaded model (tinyrhythm.runtime.load_model).
 
-A recording longer than one window is cut into windows at half-window hops (the last
-window aligned to the end, so no part of the signal is left out) and classified by the
-mean of the windows' class probabilities. A recording shorter than a window is
-zero-padded to one window.
+A recording is cut into windows by `windows.labelling.record_starts` (half-window hops from
+its start, the rule record-level evaluation scores) and classified by the mean of the
+windows' class probabilities. A recording shorter than a window is zero-padded to one window.
 """
 
 from __future__ import annotations
@@ -11,19 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 from .runtime import LoadedModel, load_model  # noqa: F401  (the names scripts import from here)
+from .windows.labelling import record_starts
 from .windows.resample import resample
 
 
 def record_windows(signal: np.ndarray, fs: float, target_fs: float, length: int) -> np.ndarray:
-    """[n, length] windows at half-window hops covering the whole (resampled) signal."""
+    """[n, length] windows of the (resampled) signal at `record_starts`."""
     x = resample(signal, fs, target_fs)
-    if len(x) <= length:
-        return np.pad(x, (0, length - len(x)))[None, :]
-    hop = length // 2
-    starts = list(range(0, len(x) - length + 1, hop))
-    if starts[-1] != len(x) - length:
-        starts.append(len(x) - length)
-    return np.stack([x[s : s + length] for s in starts])
+    if len(x) < length:
+        x = np.pad(x, (0, length - len(x)))
+    return np.stack([x[s : s + length] for s in record_starts(len(x), length)])
 
 
 def predict_signals(lm: LoadedModel, signals: list[tuple[np.ndarray, float]], batch: int = 2048) -> np.ndarray:

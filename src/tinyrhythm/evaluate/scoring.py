@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..windows.labelling import on_record_grid
 from ..windows.store import WindowStore
 from .metrics import classification_report
 
@@ -17,11 +18,11 @@ RECORD_LEVEL_DATASETS = {"cinc2017"}  # one label per record: score records, not
 
 
 def eval_indices(store: WindowStore, split: str) -> np.ndarray:
-    """Windows scored for a split: for record-level datasets only those at half-window hops."""
+    """Windows scored for a split: for record-level datasets the `record_starts` windows of each
+    record, the ones `predict` classifies."""
     idx = store.indices(split)
     if record_level(store):
-        half = store.window_length // 2
-        idx = idx[store.starts()[idx] % half == 0]
+        idx = idx[on_record_grid(store.starts()[idx], store.window_length)]
     return idx
 
 

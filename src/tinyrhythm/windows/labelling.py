@@ -124,3 +124,19 @@ def make_windows(record: Record, cfg: WindowConfig, unzoned_noise: bool = False)
     e_nat = np.floor((starts + cfg.length) * scale).astype(np.int64)
     labels = label_windows(record, s_nat, e_nat, cfg, unzoned_noise)
     return np.ascontiguousarray(windows, dtype=np.float32), labels, starts
+
+
+def record_starts(n: int, length: int) -> np.ndarray:
+    """The one windowing rule for classifying a whole record, shared by `predict` and the
+    record-level scores of `evaluate`: windows at half-window hops from the record's start
+    (a record shorter than a window is one zero-padded window). The record-level figures a
+    card reports are therefore exactly what `predict` does."""
+    if n <= length:
+        return np.zeros(1, np.int64)
+    return np.arange(0, n - length + 1, length // 2, dtype=np.int64)
+
+
+def on_record_grid(starts: np.ndarray, length: int) -> np.ndarray:
+    """Which of a store's window starts (every `hop` samples, hop dividing half a window) are
+    `record_starts` windows of their record: the starts at multiples of half a window."""
+    return np.asarray(starts) % (length // 2) == 0
