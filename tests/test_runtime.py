@@ -199,3 +199,19 @@ def test_predict_classifies_the_windows_evaluate_scores(small_store):
         np.testing.assert_allclose(x_predict, x_store, atol=1e-5)
         checked += 1
     assert checked == 25
+
+
+def test_a_dataset_knows_its_task_and_its_records(tmp_path):
+    from conftest import DATA, assert_one_line_error
+    from tinyrhythm.inspect import read_record
+
+    out = tmp_path / "s"
+    run_inprocess("data", "build", "cinc2017", "--max-patients", "4", "--out", out, "--quiet", check=0)
+    assert json.loads((out / "manifest.json").read_text())["config"]["task"] == "cinc2017"  # the reader's default task
+    assert_one_line_error(run_inprocess("data", "build", "cinc2017", "mitdb", "--out", tmp_path / "m"),
+                          "different default tasks", "--task")
+    # Each reader recognises its own records by name and folder.
+    assert read_record(CINC / "A00001.hea").dataset == "cinc2017"
+    icentia = next((DATA / "icentia11k" / "wfdb").glob("p*/p*/p*_s*.hea"))
+    assert read_record(icentia).dataset == "icentia11k"
+    assert read_record(DATA / "mitdb" / "100.hea").dataset == "wfdb"

@@ -89,7 +89,16 @@ def cmd_data_build(args) -> None:
         if shard is not None and args.shards != num:
             raise TinyRhythmError(f"--shards {args.shards} disagrees with --shard {args.shard}")
         num = args.shards
-    cfg = BuildConfig(datasets=args.datasets, task=args.task, window=_window_config(args), split_seed=args.split_seed,
+    task = args.task
+    if task is None:
+        from .datasets import DATASETS
+
+        defaults = {DATASETS[d].default_task for d in args.datasets}
+        if len(defaults) != 1:
+            raise TinyRhythmError(f"datasets {', '.join(args.datasets)} have different default tasks "
+                                  f"({', '.join(sorted(defaults))}): name one with --task")
+        task = defaults.pop()
+    cfg = BuildConfig(datasets=args.datasets, task=task, window=_window_config(args), split_seed=args.split_seed,
                       num_shards=num, max_patients=args.max_patients, lead=args.lead, split_by=args.split_by)
     manifest = build_store(args.out, cfg, shard=shard, workers=args.workers, skip_bad=args.skip_bad, quiet=args.quiet)
     if manifest is None:
@@ -651,7 +660,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = dsub.add_parser("build", help="build (or resume) a windowed dataset store")
     p.add_argument("datasets", nargs="+", choices=list(DATASETS), metavar="DATASET")
-    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--task", default=None, choices=list(TASKS),
+                   help="label map (default: the datasets' own task, when they agree)")
     p.add_argument("--out", required=True, help="store folder")
     _add_window_options(p)
     p.add_argument("--shard", default=None, help="build only shard i of N (i/N), e.g. on one of N machines")

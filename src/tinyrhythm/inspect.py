@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
 from .datasets import DATASETS, open_dataset
-from .datasets.cinc2017 import Cinc2017
-from .datasets.icentia11k import Icentia11k, read_original_labels
+from .datasets.icentia11k import read_original_labels
 from .datasets.record import RHYTHM_LABELS, Record
 from .datasets.wfdb_io import read_signal
 from .datasets.wfdb_rhythm import WfdbRhythmDatabase
@@ -22,10 +20,10 @@ def read_record(path: str | Path, lead: int | str | None = None) -> Record:
     hea = base.with_suffix(".hea")
     if not hea.is_file():
         raise DataError(hea, "header file not found")
-    if re.match(r"^p\d{5}_s\d{2}$", base.name):
-        return Icentia11k(base.parent.parent.parent).read(hea)
-    if (base.parent / "REFERENCE.csv").is_file():
-        return Cinc2017(base.parent).read(base.name)
+    for cls in DATASETS.values():  # a reader recognises its own records by their names and folders
+        rec = cls.read_named(base)
+        if rec is not None:
+            return rec
     db = _GenericWfdb(base.parent, lead=lead)
     if not base.with_suffix(".atr").is_file():
         db.annotation = None

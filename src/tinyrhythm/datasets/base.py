@@ -49,6 +49,7 @@ class Dataset:
     subdir: str = ""
     native_fs: float | None = None
     unzoned_noise: bool = False  # spans outside every rhythm zone are noise (Icentia11k)
+    default_task: str = "rhythm3"  # the task `data build` windows it for when none is named
     source: Source | None = None  # `tinyrhythm data download NAME` fetches it from there
 
     def __init__(self, root: str | os.PathLike | None = None):
@@ -56,6 +57,12 @@ class Dataset:
         if not self.root.is_dir():
             raise DataError(self.root, f"{self.name} folder not found (expected {self.subdir}/ under {DATA_ENV})")
         self.validate()
+
+    @classmethod
+    def read_named(cls, base: Path) -> Record | None:
+        """The record at `base` (a path without extension) when its name or folder says it is
+        one of this dataset's records (`inspect` reads any file so), else None."""
+        return None
 
     def validate(self) -> None:
         """Raise DataError if the folder does not hold this dataset."""

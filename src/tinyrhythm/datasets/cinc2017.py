@@ -37,8 +37,15 @@ class Cinc2017(Dataset):
     source = Source("challenge-2017", "1.0.0", "cinc2017", select=lambda p: p in ("training2017.zip", "REFERENCE-v3.csv"),
                     finish=_cinc_finish)
     subdir = "cinc2017/training2017"
+    default_task = "cinc2017"
     native_fs = 300.0
 
+    @classmethod
+    def read_named(cls, base: Path) -> Record | None:
+        """A record of the challenge's training folder: REFERENCE.csv lies beside it."""
+        if not (base.parent / "REFERENCE.csv").is_file():
+            return None
+        return cls(base.parent).read(base.name)
     def validate(self) -> None:
         ref = self.root / "REFERENCE.csv"
         if not ref.is_file():

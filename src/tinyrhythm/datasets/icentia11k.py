@@ -50,11 +50,18 @@ class Icentia11k(Dataset):
 
     name = "icentia11k"
     subdir = "icentia11k/wfdb"
+    default_task = "study3"
     source = Source("icentia11k-continuous-ecg", "1.0", "icentia11k/wfdb",
                     select=lambda p: p.startswith("p") and p.endswith((".hea", ".dat", ".atr")))
     native_fs = FS
     unzoned_noise = True
 
+    @classmethod
+    def read_named(cls, base: Path) -> Record | None:
+        """Records are named pPPPPP_sSS, in icentia11k/wfdb/pXX/pPPPPP/."""
+        if not re.match(r"^p\d{5}_s\d{2}$", base.name):
+            return None
+        return cls(base.parent.parent.parent).read(base.with_suffix(".hea"))
     def validate(self) -> None:
         if not self._patient_dirs():
             raise DataError(self.root, "not an Icentia11k WFDB folder: no pXX/pXXXXX/pXXXXX_sYY.hea records inside")
@@ -154,6 +161,7 @@ class Icentia11kOriginal(Dataset):
 
     name = "icentia11k-original"
     subdir = "icentia11k/original"
+    default_task = "study3"
     native_fs = FS
     unzoned_noise = True
 
