@@ -89,15 +89,9 @@ def cmd_data_build(args) -> None:
         if shard is not None and args.shards != num:
             raise TinyRhythmError(f"--shards {args.shards} disagrees with --shard {args.shard}")
         num = args.shards
-    task = args.task
-    if task is None:
-        from .datasets import DATASETS
+    from .datasets import default_task
 
-        defaults = {DATASETS[d].default_task for d in args.datasets}
-        if len(defaults) != 1:
-            raise TinyRhythmError(f"datasets {', '.join(args.datasets)} have different default tasks "
-                                  f"({', '.join(sorted(defaults))}): name one with --task")
-        task = defaults.pop()
+    task = args.task or default_task(args.datasets)
     cfg = BuildConfig(datasets=args.datasets, task=task, window=_window_config(args), split_seed=args.split_seed,
                       num_shards=num, max_patients=args.max_patients, lead=args.lead, split_by=args.split_by)
     manifest = build_store(args.out, cfg, shard=shard, workers=args.workers, skip_bad=args.skip_bad, quiet=args.quiet)

@@ -30,7 +30,8 @@ from ..errors import TinyRhythmError
 from ..evaluate.scoring import score_split
 from ..models import count_macs
 from ..paths import sha256_file
-from ..runtime.fbgemm import ENGINE, convert_torch, fx_friendly, prepare_torch, torch_int8_bytes  # noqa: F401
+from ..runtime.fbgemm import (ENGINE, convert_torch, fx_friendly, prepare_torch, torch_int8_bytes,  # noqa: F401
+                              torch_latency_ms)
 from ..runtime.ort import INPUT_NAME, OrtModule, export_onnx, latency_ms, weight_bytes
 from ..tasks import get_task
 from ..train.config import TrainConfig, training_store
@@ -238,19 +239,6 @@ def quantize(parent: str, out: str | os.PathLike, cfg: QuantizeConfig, store: st
         out.rmdir()
     os.replace(work, out)
     return result
-
-
-def torch_latency_ms(model: torch.nn.Module, input_length: int, repeats: int = 200) -> float:
-    torch.backends.quantized.engine = ENGINE
-    x = torch.from_numpy(np.random.default_rng(0).normal(0, 0.3, (1, 1, input_length)).astype(np.float32))
-    times = []
-    with torch.no_grad():
-        for i in range(repeats + 20):
-            t0 = time.perf_counter()
-            model(x)
-            if i >= 20:
-                times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
 
 
 def _qat_finetune(prepared, lm, ws: WindowStore, cfg: QuantizeConfig, work: Path, quiet: bool) -> None:

@@ -14,6 +14,15 @@ from .nstdb import NstdbNoise, load_noise
 # DATASETS: every reader registered by @register_dataset in the modules above.
 
 
+def default_task(names: list[str]) -> str:
+    """The task these datasets are windowed for when none is named: their readers' common one."""
+    tasks = {DATASETS[n].default_task for n in names}
+    if len(tasks) != 1:
+        raise TinyRhythmError(f"datasets {', '.join(names)} have different default tasks ({', '.join(sorted(tasks))}): "
+                              "name one with --task")
+    return tasks.pop()
+
+
 def open_dataset(name: str, root=None, **kwargs) -> Dataset:
     """Open a dataset by name, from `root` or from its folder under TINYRHYTHM_DATA."""
     try:
@@ -27,6 +36,7 @@ def open_dataset(name: str, root=None, **kwargs) -> Dataset:
 
 
 __all__ = [
-    "DATASETS", "DATA_ENV", "Dataset", "Record", "Zone", "RHYTHM_LABELS", "data_root", "load_noise", "open_dataset",
+    "DATASETS", "DATA_ENV", "Dataset", "Record", "Zone", "RHYTHM_LABELS", "data_root", "default_task", "load_noise",
+    "open_dataset",
     "Icentia11k", "Icentia11kOriginal", "Cinc2017", "Mitdb", "Afdb", "Ltafdb", "Cpsc2021", "Aftdb", "Afpdb", "NstdbNoise",
 ]

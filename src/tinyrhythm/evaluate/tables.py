@@ -10,7 +10,6 @@ runs wrote; nothing is measured here.
 from __future__ import annotations
 
 import csv
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,20 +17,16 @@ import numpy as np
 
 from ..errors import DataError, TinyRhythmError
 from ..models import describe
+from ..runtime.card import read_json
+
+def _read(path: Path) -> dict:
+    return read_json(path, path.name)
+
 
 KINDS = ("auto", "training", "rhythm", "compression")
 RHYTHM_DATASETS = ("mitdb", "aftdb", "afpdb", "cinc2017", "nstdb", "mitdb+cpsc2021+aftdb", "all")
 HOLTER = ("aftdb", "afpdb", "cpsc2021", "icentia11k")
 MODEL_ORDER = ["cnn1", "cnn2", "cnn3", "cnn3-gap", "cnn4", "cnn5", "teacher"]
-
-
-def _json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(path, "missing") from None
-    except (ValueError, UnicodeDecodeError):
-        raise DataError(path, "not JSON") from None
 
 
 def _mean_std(values: list[float], digits: int = 3) -> str:
@@ -49,8 +44,8 @@ def training_table(paths: list[Path]) -> str:
     groups = defaultdict(list)
     for p in paths:
         for m in sorted([p / "metrics.json"] if (p / "metrics.json").is_file() else p.glob("*/metrics.json")):
-            cfg = _json(m.parent / "config.json")
-            groups[(cfg["model"]["name"], cfg["fs"])].append((cfg, _json(m)))
+            cfg = _read(m.parent / "config.json")
+            groups[(cfg["model"]["name"], cfg["fs"])].append((cfg, _read(m)))
     if not groups:
         raise TinyRhythmError(f"no finished runs (metrics.json) in {', '.join(map(str, paths))}")
     order = sorted(groups, key=lambda k: (MODEL_ORDER.index(k[0]) if k[0] in MODEL_ORDER else 99, k[0], k[1]))
@@ -82,7 +77,7 @@ def training_table(paths: list[Path]) -> str:
 
 def rhythm_tables(paths: list[Path], lodo: dict[str, Path] | None = None) -> str:
     """Per-dataset window rows, long-record rows, leave-one-dataset-out rows and the stress test."""
-    crosses = {p.name: _json(p / "cross_dataset.json") for p in paths}
+    crosses = {p.name: _read(p / "cross_dataset.json") for p in paths}
     out = ["| model | test patients of | AF F1 (windows) | normal F1 | noise F1 | windows |", "|---|---|---|---|---|---|"]
     for name, c in crosses.items():
         for ds in RHYTHM_DATASETS:
@@ -104,7 +99,7 @@ def rhythm_tables(paths: list[Path], lodo: dict[str, Path] | None = None) -> str
                     "| same cell, all datasets in training (rhythm-cnn3) |", "|---|---|---|---|---|---|---|"]
         ref = crosses.get("rhythm-cnn3")
         for held, run in lodo.items():
-            c, cfg = _json(run / "cross_dataset.json"), _json(run / "config.json")["train"]
+            c, cfg = _read(run / "cross_dataset.json"), _read(run / "config.json")["train"]
             for ds in HOLTER if held == "holter" else (held,):
                 r = c["window"].get(ds)
                 if not r:

@@ -26,7 +26,6 @@ from .c_onepass import generate_onepass, run_onepass, scores_from_logits
 from .cortex_m import CortexM4, available
 
 
-
 @dataclass(frozen=True)
 class Target:
     """An export format: what it adds to the export folder beside the float and int8 ONNX forms.
@@ -66,8 +65,6 @@ def _tflite_target(work, lm, float_lm, calib, x, report) -> None:
 @register_target("c", seven_bit=True)
 def _c_target(work, lm, float_lm, calib, x, report) -> None:
     report["c"] = _export_c(work, lm, x, report["macs"])
-
-
 
 
 def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, store: str | None = None,

@@ -23,6 +23,8 @@ def read_json(path: Path, what: str) -> dict:
     """A JSON object from a card file, or one line naming the file and the problem."""
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, f"{what} missing") from None
     except (ValueError, UnicodeDecodeError, OSError) as exc:
         raise DataError(path, f"malformed {what} (not JSON: {str(exc)[:100]})") from None
     if not isinstance(d, dict):
@@ -61,6 +63,11 @@ class ModelCard:
     monitor_engine: str = "windows"
     source: str = "run"
     card_path: str = ""  # the file this card was read from, named in errors
+
+    @property
+    def logit_offsets(self) -> list[float] | None:
+        """The per-class offsets of the prior correction folded into the head, if any."""
+        return (self.prior_correction or {}).get("logit_offsets")
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -8,8 +8,10 @@ some shapes here.
 from __future__ import annotations
 
 import copy
+import time
 import warnings
 
+import numpy as np
 import torch
 
 from ..errors import TinyRhythmError
@@ -94,3 +96,18 @@ def torch_int8_bytes(qmodel: torch.nn.Module) -> int:
             total += w.numel() + (4 * b.numel() if b is not None else 0)
             total += 4 * (w.q_per_channel_scales().numel() if per_channel else 1)
     return total
+
+
+def torch_latency_ms(model: torch.nn.Module, input_length: int, repeats: int = 200) -> float:
+    """Median milliseconds for one window (batch 1) of a PyTorch module, float or int8, on the
+    current thread setting (the int8 kernels need their engine set)."""
+    torch.backends.quantized.engine = ENGINE
+    x = torch.from_numpy(np.random.default_rng(0).normal(0, 0.3, (1, 1, input_length)).astype(np.float32))
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 20):
+            t0 = time.perf_counter()
+            model(x)
+            if i >= 20:
+                times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)

@@ -11,7 +11,6 @@ Model files are hash-checked before they are opened and PyTorch weights are load
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -69,17 +68,9 @@ class LoadedModel:
                              dim=1).numpy() for i in range(0, len(windows), batch)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
-    @torch.no_grad()
     def latency_ms(self, repeats: int = 200) -> float:
         """Median milliseconds for one window (batch 1) on the current thread setting."""
-        x = torch.from_numpy(np.random.default_rng(0).normal(0, 0.3, (1, 1, self.input_length)).astype(np.float32))
-        times = []
-        for i in range(repeats + 20):
-            t0 = time.perf_counter()
-            self.model(x)
-            if i >= 20:
-                times.append(time.perf_counter() - t0)
-        return float(np.median(times) * 1e3)
+        return fbgemm.torch_latency_ms(self.model, self.input_length, repeats)
 
     def sizes(self) -> dict:
         """weight_bytes (the constants as stored in this format) and file_bytes where a file backs it."""
@@ -123,9 +114,7 @@ def _architecture(card: ModelCard) -> torch.nn.Module:
 
 @register_backend("torch")
 def _torch(card: ModelCard, folder: Path) -> torch.nn.Module:
-    path = folder / (card.weights or "model.pt")
-    if card.source == "zoo":
-        path = _checked_file(card, folder)
+    path = _checked_file(card, folder)  # a run's weights are checked against their recorded hash on loading
     model = _architecture(card)
     try:
         model.load_state_dict(load_weights(path))
@@ -137,13 +126,11 @@ def _torch(card: ModelCard, folder: Path) -> torch.nn.Module:
 
 @register_backend("onnx")
 def _onnx(card: ModelCard, folder: Path) -> torch.nn.Module:
-
     return ort.OrtModule(_checked_file(card, folder))
 
 
 @register_backend("fbgemm")
 def _fbgemm(card: ModelCard, folder: Path) -> torch.nn.Module:
-
     parent = _architecture(card)
     parent.load_state_dict(load_weights(folder / "parent.pt"))
     prepared = fbgemm.prepare_torch(parent.eval(), card.input_length, qat=(card.quantization or {}).get("method") == "qat")

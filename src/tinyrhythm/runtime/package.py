@@ -15,9 +15,8 @@ from pathlib import Path
 from .. import models, zoo
 from ..errors import DataError, TinyRhythmError
 from ..paths import sha256_file, write_atomic
-from ..checkpoint import verify
 from .card import ModelCard, read_json
-from .load import _checked_file
+from .load import load_model
 
 RHYTHM_LIMITS = ("Trained on real ambulatory and handheld ECG of six sources (MITDB, AFTDB, AFPDB, CPSC 2021, "
                  "Icentia11k, CinC 2017) plus NSTDB noise, patient-level 64/16/20 split within each, both leads "
@@ -50,11 +49,9 @@ def _by_dataset(run: Path) -> dict:
     return out
 
 
-def card_for_run(name: str, run: str | os.PathLike, parent: str | None = None,
-                 monitor_engine: str | None = None) -> dict:
-    """The zoo card of a run folder (float PyTorch or ONNX int8), without its weights' hash yet."""
-    run = Path(run)
-    card = ModelCard.from_run(run)  # the run's own card, checked
+def card_for_run(name: str, card: ModelCard, parent: str | None = None, monitor_engine: str | None = None) -> dict:
+    """The zoo card of a run folder's card (float PyTorch or ONNX int8), without its weights' hash yet."""
+    run = Path(card.card_path).parent
     cfg = read_json(run / "config.json", "run card")
     if card.format not in ("torch", "onnx"):
         raise TinyRhythmError(f"{run}: a {card.format} run cannot ship in the zoo (PyTorch float or ONNX only)")
@@ -102,15 +99,14 @@ def add_to_zoo(name: str, run: str | os.PathLike, parent: str | None = None, mon
         raise TinyRhythmError(f"zoo name {name!r}: a plain name such as rhythm-cnn3")
     if monitor_engine not in (None, "windows", "onepass"):
         raise TinyRhythmError(f"--monitor-engine must be windows or onepass, got {monitor_engine!r}")
-    run = Path(run)
-    card = card_for_run(name, run, parent, monitor_engine)
+    run_card = ModelCard.from_run(run)
+    card = card_for_run(name, run_card, parent, monitor_engine)
+    load_model(run)  # the weights checked against their recorded hashes, as any user would load them
     root = Path(zoo_dir) if zoo_dir else zoo.ZOO_DIR
     (root / "weights").mkdir(parents=True, exist_ok=True)
     (root / "cards").mkdir(parents=True, exist_ok=True)
     dst = root / "weights" / card["weights"]
-    src = run / ("model.onnx" if card.get("format") == "onnx" else "model.pt")
-    _checked_file(ModelCard.from_run(run), run) if card.get("format") == "onnx" else verify(src)
-    write_atomic(dst, src.read_bytes())
+    write_atomic(dst, (Path(run) / run_card.weights).read_bytes())
     card["sha256"] = sha256_file(dst)
     card["file_bytes"] = dst.stat().st_size
     write_atomic(root / "cards" / f"{name}.json", json.dumps(card, indent=2) + "\n")

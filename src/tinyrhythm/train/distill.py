@@ -60,7 +60,7 @@ def load_teacher(name_or_path: str, classes: list[str], fs: float, input_length:
                               f"the student's are {input_length} at {fs} Hz")
     for p in lm.model.parameters():
         p.requires_grad_(False)
-    offsets = (lm.card.prior_correction or {}).get("logit_offsets")
+    offsets = lm.card.logit_offsets
     if balanced and offsets:
         return _BalancedTeacher(lm.model.eval(), offsets).eval()
     return lm.model.eval()

@@ -111,7 +111,7 @@ def initial_model(cfg: TrainConfig, num_classes: int, input_length: int) -> torc
     parent = load_model(cfg.init)
     if parent.input_length != input_length or len(parent.classes) != num_classes:
         raise TinyRhythmError(f"init {cfg.init}: model shape does not match the task and store")
-    offsets = (parent.card.prior_correction or {}).get("logit_offsets")
+    offsets = parent.card.logit_offsets
     if offsets and cfg.balanced and isinstance(parent.model, models.TinyRhythmCNN):
         # Fine-tuning samples classes equally again: start from the balanced head, not the
         # deployment prior folded into it (a new correction is chosen after training).
