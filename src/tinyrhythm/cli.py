@@ -162,6 +162,21 @@ def cmd_train(args) -> None:
             print(f"{split:>5}: macro F1 {r['macro_f1']:.3f}  accuracy {r['accuracy']:.3f}{extra}")
 
 
+def cmd_calibrate(args) -> None:
+    from .train.calibrate import calibrate
+
+    torch_threads(args.threads)
+    r = calibrate(args.run, args.out, weighting=args.weighting, store=args.store)
+    if args.json:
+        _print_json(r)
+        return
+    p = r["prior_correction"]
+    print(f"logit offsets {p['logit_offsets']} (were {p['replaces']}), weighting {p['weighting']}")
+    for split in ("val", "test"):
+        f1 = r[split]["per_class"]
+        print(f"{split:>5}: macro F1 {r[split]['macro_f1']:.3f}  " + "  ".join(f"{c} F1 {v['f1']:.3f}" for c, v in f1.items()))
+
+
 def cmd_evaluate(args) -> None:
     from .evaluate.run import evaluate
 
@@ -498,6 +513,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", dest="kd_alpha", type=float, default=None, help="weight of the label loss (default 0.5)")
     _add_train_options(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("calibrate", help="choose a trained run's prior correction again (no training), into a new run")
+    p.add_argument("run", help="trained PyTorch run folder")
+    p.add_argument("--out", required=True, help="new run folder")
+    p.add_argument("--weighting", default="windows", choices=["windows", "datasets"],
+                   help="validation windows counted once each (default, as the zoo), or weighted so that every dataset counts the same")
+    p.add_argument("--store", default=None, help="window store whose validation split to calibrate on (default: the run's)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("quantize", help="int8 / float16 quantization of a run or zoo model, measured against it")
     p.add_argument("model", help="float parent: run folder or zoo name")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import TinyRhythmError
 from ..windows.labelling import on_record_grid
 from ..windows.store import WindowStore
 from .metrics import classification_report
@@ -70,6 +71,9 @@ def score_split(model, store: WindowStore, split: str, device, threshold: float 
 
 
 PRIOR_GRID = np.round(np.arange(-6.0, 4.01, 0.25), 2)
+# How validation windows count when the prior correction is chosen: "datasets" gives every
+# dataset (recorder) of the split the same total weight, "windows" counts each window once.
+PRIOR_WEIGHTING = ("datasets", "windows")
 
 
 def split_logits(model, store: WindowStore, split: str, device) -> tuple[np.ndarray, np.ndarray]:
@@ -77,15 +81,33 @@ def split_logits(model, store: WindowStore, split: str, device) -> tuple[np.ndar
     return predict_logits(model, store, idx, device), store.labels[idx].astype(np.int64)
 
 
-def prior_offsets(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Per-class logit offsets (first class fixed at 0) that maximise macro F1 on (z, y):
-    a coordinate search over PRIOR_GRID (41 values), two sweeps. Returns (offsets, F1 before, after)."""
+def split_weights(store: WindowStore, split: str, weighting: str) -> np.ndarray | None:
+    """Per-window weights of a split's scored windows under `weighting` (None: all equal).
+
+    Pooled windows let the source with the most windows set the deployment prior: in the
+    rhythm store over half the validation windows are one Holter database's sinus rhythm.
+    Weighted by dataset, each recorder counts as much as any other (README, "Calibration",
+    measures both)."""
+    if weighting not in PRIOR_WEIGHTING:
+        raise TinyRhythmError(f"prior weighting {weighting!r} is not one of {', '.join(PRIOR_WEIGHTING)}")
+    ds = store.dataset_index()[0][eval_indices(store, split)]
+    counts = np.bincount(ds)
+    if weighting == "windows" or np.count_nonzero(counts) < 2:
+        return None
+    return 1.0 / counts[ds]
+
+
+def prior_offsets(z: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    """Per-class logit offsets (first class fixed at 0) that maximise macro F1 on (z, y), each
+    window counted with its weight: a coordinate search over PRIOR_GRID (41 values), two sweeps.
+    Returns (offsets, F1 before, after)."""
     from sklearn.metrics import f1_score
 
     k = z.shape[1]
 
     def macro(off):
-        return f1_score(y, (z + off).argmax(1), labels=list(range(k)), average="macro", zero_division=0)
+        return f1_score(y, (z + off).argmax(1), labels=list(range(k)), average="macro", zero_division=0,
+                        sample_weight=weights)
 
     best_off = np.zeros(k)
     before = best = macro(best_off)
@@ -100,16 +122,19 @@ def prior_offsets(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, floa
     return best_off, float(before), float(best)
 
 
-def correct_priors(model: torch.nn.Module, store: WindowStore, device) -> dict:
+def correct_priors(model: torch.nn.Module, store: WindowStore, device, weighting: str = "windows") -> dict:
     """Fold a per-class logit offset into the head's bias, chosen on validation macro F1.
 
     Balanced sampling trains the model as if every class were equally common; in a
     recording almost every window is non-AF rhythm, so without a correction the rare
     classes are over-called (false AF minutes, false noise). The offsets are the prior
-    correction a Bayes decision would make, chosen on the validation split only; they live
-    in the bias, so every exported form (ONNX, int8, C, TFLite) carries them."""
-    off, before, after = prior_offsets(*split_logits(model, store, "val", device))
+    correction a Bayes decision would make, chosen on the validation split only (its windows
+    weighted by `weighting`, see split_weights); they live in the bias, so every exported form
+    (ONNX, int8, C, TFLite) carries them. The model's head must be in the balanced frame (no
+    earlier correction folded in)."""
+    weights = split_weights(store, "val", weighting)
+    off, before, after = prior_offsets(*split_logits(model, store, "val", device), weights)
     with torch.no_grad():
         model.fc.bias += torch.as_tensor(off, dtype=model.fc.bias.dtype, device=model.fc.bias.device)
-    return {"logit_offsets": [float(v) for v in off], "val_macro_f1_before": round(before, 4),
-            "val_macro_f1_after": round(after, 4)}
+    return {"logit_offsets": [float(v) for v in off], "weighting": weighting if weights is not None else "windows",
+            "val_macro_f1_before": round(before, 4), "val_macro_f1_after": round(after, 4)}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TinyRhythmError
+from ..evaluate.scoring import PRIOR_WEIGHTING
 from ..models import REGISTRY
 from ..tasks import get_task
 from ..windows.cache import default_datasets, ensure_store
@@ -44,6 +45,10 @@ class TrainConfig:
     # After training, fold per-class logit offsets chosen on validation macro F1 into the head
     # bias (evaluate.scoring.correct_priors): balanced sampling otherwise over-calls rare classes.
     prior_correction: bool = False
+    # How validation windows count in that choice (evaluate.scoring.split_weights): "windows"
+    # (each once, the zoo's choice) or "datasets" (every source the same total weight; README,
+    # "Calibration": more AF found on every recorder, noise over-called on some).
+    prior_weighting: str = "windows"
     fs: float = 62.5  # window sampling rate (Hz)
     input_length: int = 513  # window length (samples)
     hop: int = 64  # hop between training windows (samples); evaluation uses half-window hops
@@ -183,6 +188,7 @@ RANGES = {
 CHOICES = {
     "optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"), "split_by": ("patient", "record"),
     "device": ("auto", "cpu", "cuda"), "conditioning": ("none", "window"),
+    "prior_weighting": PRIOR_WEIGHTING,
 }
 AUGMENT_RANGES = {
     "noise_prob": (float, 0.0, 1.0), "invert_prob": (float, 0.0, 1.0), "wander_prob": (float, 0.0, 1.0),

@@ -26,7 +26,7 @@ from ..datasets.nstdb import load_noise
 from ..errors import TinyRhythmError
 from ..evaluate.metrics import classification_report
 from ..evaluate.scoring import (correct_priors, prior_offsets, record_level,  # noqa: F401
-                               score_split, split_logits)
+                               score_split, split_logits, split_weights)
 from ..tasks import get_task
 from ..runtime import load_model
 from ..windows.cache import ensure_store
@@ -74,7 +74,8 @@ def _prepare_out(out: Path, cfg: TrainConfig, store: WindowStore, resume: bool, 
         if not ckpt.is_file():
             raise TinyRhythmError(f"{out}: nothing to resume (checkpoint.pt missing)")
         saved = json.loads((out / "config.json").read_text())
-        if saved["train"] != json.loads(json.dumps(cfg.to_dict())):
+        # Settings added since the run was saved take their defaults.
+        if TrainConfig.from_dict(saved["train"]).to_dict() != cfg.to_dict():
             raise TinyRhythmError(f"{out}: --resume with a different configuration than the run's config.json")
         return load_weights(ckpt)
     if out.exists() and any(out.iterdir()):
@@ -184,6 +185,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
         loss_weight = torch.tensor(w, dtype=torch.float32, device=device)
     noise = load_noise() if cfg.augment.noise_prob > 0 else None
     augment = Augmenter(cfg.augment, store.fs, noise)
+    val_weights = split_weights(store, "val", cfg.prior_weighting) if cfg.prior_correction else None
 
     from tqdm import tqdm
 
@@ -232,7 +234,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
                 z, y_val = split_logits(model, store, "val", device)
                 val = classification_report(y_val, z.argmax(1), store.classes)
                 val["macro_f1_uncorrected"] = val["macro_f1"]
-                val["macro_f1"] = prior_offsets(z, y_val)[2]
+                val["macro_f1"] = prior_offsets(z, y_val, val_weights)[2]
             else:
                 val = score_split(model, store, "val", device)
             # A gradual pruning schedule reaches its sparsity only part-way: earlier, denser
@@ -267,7 +269,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
         model.load_state_dict(load_weights(out / "model.pt"))
         prior = None
         if cfg.prior_correction and isinstance(model, models.TinyRhythmCNN) and not record_level(store):
-            prior = correct_priors(model, store, device)
+            prior = correct_priors(model, store, device, cfg.prior_weighting)
             save_atomic(model.state_dict(), out / "model.pt")
         result = {
             "model": cfg.model, "task": cfg.task, "epochs_run": len(history), "train_seconds": round(train_seconds, 1),
