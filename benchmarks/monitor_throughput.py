@@ -10,7 +10,8 @@ R-peak detection.
 
 The physical limit: the same run measures this core's float32 multiply-accumulate rate on
 a 512 x 512 GEMM (PyTorch, one thread), and prints the MACs each engine asks of the model
-per second of analysis as a share of it.
+per second of analysis as a share of it (the network's MACs; the phase-folded int8 trunk
+executes more, its zeros included, printed beside).
 
 Many recordings: `tinyrhythm monitor FOLDER --jobs N --out DIR` over the shared Icentia11k
 segments (both patients), whole CLI wall time, in recording-hours per minute.
@@ -74,7 +75,8 @@ lm = load_model(sys.argv[1])
 op = OnePassClassifier(lm, int(sys.argv[2]))
 feats = op.b.trunk(np.zeros(lm.input_length, np.float32))
 head = int(feats.shape[0] * op.b.columns * len(lm.classes))
-print(json.dumps({"macs": int(lm.card.macs), "head": head, "length": lm.input_length}))
+print(json.dumps({"macs": int(lm.card.macs), "head": head, "length": lm.input_length,
+                  "fold": getattr(op.b, "fold", 1), "folded": getattr(op.b, "folded_macs_per_sample", None)}))
 """
 
 
@@ -121,6 +123,9 @@ def main() -> None:
                           f"{r['af_burden']:>10.4f}", flush=True)
             print(f"{'':>6} one-pass speed-up: {times['windows', '0'] / times['onepass', '0']:.2f}x without beats, "
                   f"{times['windows', '1'] / times['onepass', '1']:.2f}x with", flush=True)
+            if m.get("folded"):  # the folded trunk also multiplies the zeros folding puts in its kernels
+                print(f"{'':>6} one-pass trunk phase-folded by {m['fold']}: {m['folded']:,.0f} MACs executed per sample "
+                      f"for {trunk:,.0f} of the network's ({m['folded'] / trunk:.2f}x)", flush=True)
             for f in Path(tmp).iterdir():
                 f.unlink()
 

@@ -184,3 +184,40 @@ def test_monitor_many_bad_options_are_one_line(tmp_path):
     assert_one_line_error(run_cli("monitor", MITDB / "100.hea", MITDB / "203.hea", "--jobs", "0"), "--jobs")
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run_cli("monitor", tmp_path / "empty", "--jobs", "2"), "empty", "no records")
+
+
+@pytest.mark.parametrize("name", ["rhythm-cnn3-int8", "cnn3-int8"])
+def test_phase_folded_trunk_gives_the_plain_graphs_numbers(name):
+    """The int8 trunk folded to wide, short convolutions (runtime.fold) returns exactly what
+    the plain graph returns, on a real conditioned record, for every fold."""
+    import onnx
+
+    from tinyrhythm.onepass import _backend
+    from tinyrhythm.runtime.fold import fold
+    from tinyrhythm.runtime.ort import session_from_bytes
+
+    lm = load_model(name)
+    b = _backend(lm)
+    assert b.fold > 1 and b.folded_sess is not None  # the monitor runs the folded graph
+    x = np.ascontiguousarray(b.conditioning(_model_rate(MITDB / "203.hea", lm)[:40_960]))
+    plain = b.trunk_sess.run(None, {b.start: x[None, None]})[0][0]
+    np.testing.assert_array_equal(b.trunk(x), plain)
+    np.testing.assert_array_equal(b.trunk(x[:-3]), b.trunk_sess.run(None, {b.start: x[None, None, :-3]})[0][0])
+    g = onnx.shape_inference.infer_shapes(onnx.load_from_string(lm.model.model_bytes))
+    trunk = onnx.utils.Extractor(g).extract_model([b.start], [b.feat])
+    for p0 in (4, 8, 32):
+        m, out_fold = fold(trunk, p0)
+        y = session_from_bytes(m.SerializeToString(), name).run(None, {b.start: np.ascontiguousarray(x.reshape(-1, p0).T[None])})[0][0]
+        c = y.shape[0] // out_fold
+        np.testing.assert_array_equal(y.reshape(c, out_fold, -1).transpose(0, 2, 1).reshape(c, -1), plain)
+
+
+def test_fold_refuses_graphs_it_cannot_fold():
+    import onnx
+
+    from tinyrhythm.runtime.fold import Unfoldable, fold
+
+    model = load_model("rhythm-cnn3-int8").model
+    g = onnx.load_from_string(model.model_bytes)
+    with pytest.raises(Unfoldable):  # the float conditioning ops (AveragePool, ReduceMean) do not fold
+        fold(g, 8)
