@@ -134,3 +134,23 @@ def trained_run(small_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "run"
     proc = train_tiny(small_store, out, "--json")
     return out, json.loads(proc.stdout)
+
+
+def zoo_run_folder(run: Path, name: str = "rhythm-cnn3") -> Path:
+    """A valid run folder, as `train` leaves one: a zoo model's weights with its card as the run's
+    config.json and its prior correction in metrics.json (as training records it)."""
+    import json
+
+    from tinyrhythm import zoo
+    from tinyrhythm.checkpoint import record_hash
+
+    card = zoo.cards()[name]
+    run.mkdir(parents=True)
+    shutil.copyfile(zoo.WEIGHTS_DIR / card["weights"], run / "model.pt")
+    cfg = {"model": {"name": card["architecture"], **card["model_config"]}, "task": {"name": card["task"]},
+           "classes": card["labels"], "fs": card["fs"], "input_length": card["input_length"], "train": card["train"]}
+    (run / "config.json").write_text(json.dumps(cfg))
+    if card.get("prior_correction"):
+        (run / "metrics.json").write_text(json.dumps({"prior_correction": card["prior_correction"]}))
+    record_hash(run / "model.pt")
+    return run

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, zoo_run_folder
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +26,7 @@ def store(tmp_path_factory):
 
 @pytest.fixture()
 def run(tmp_path):
-    """The zoo's rhythm-cnn3 as a run folder, its prior correction recorded as training records it."""
-    from tinyrhythm import zoo
-    from tinyrhythm.checkpoint import record_hash
-
-    card = zoo.cards()["rhythm-cnn3"]
-    run = tmp_path / "run"
-    run.mkdir()
-    shutil.copyfile(zoo.WEIGHTS_DIR / card["weights"], run / "model.pt")
-    cfg = {"model": {"name": card["architecture"], **card["model_config"]}, "task": {"name": card["task"]},
-           "classes": card["labels"], "fs": card["fs"], "input_length": card["input_length"], "train": card["train"]}
-    (run / "config.json").write_text(json.dumps(cfg))
-    (run / "metrics.json").write_text(json.dumps({"prior_correction": card["prior_correction"]}))
-    record_hash(run / "model.pt")
-    return run
+    return zoo_run_folder(tmp_path / "run")
 
 
 def test_split_weights_give_every_dataset_the_same_weight(store):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from conftest import DATA, run_cli, run_inprocess
+from conftest import DATA, run_cli, run_inprocess, zoo_run_folder
 
 MODEL = "rhythm-cnn3-int8"
 CASES: dict[str, tuple] = {}  # id -> (builder(tmp) -> argv, fragments that the error line must hold)
@@ -327,19 +327,7 @@ for _name, _bytes in [("malformed", b'{"epochs": 3,'), ("list", b"[1, 2, 3]"), (
 
 # --- run folders given as --model ----------------------------------------------------------------
 def _run_folder(tmp: Path) -> Path:
-    """A valid run folder, as `train` leaves one: the zoo's rhythm-cnn3 with its card."""
-    from tinyrhythm import zoo
-    from tinyrhythm.checkpoint import record_hash
-
-    card = zoo.cards()["rhythm-cnn3"]
-    run = tmp / "myrun"
-    run.mkdir()
-    shutil.copyfile(zoo.WEIGHTS_DIR / card["weights"], run / "model.pt")
-    cfg = {"model": {"name": card["architecture"], **card["model_config"]}, "task": {"name": card["task"]},
-           "classes": card["labels"], "fs": card["fs"], "input_length": card["input_length"], "train": card["train"]}
-    (run / "config.json").write_text(json.dumps(cfg))
-    record_hash(run / "model.pt")
-    return run
+    return zoo_run_folder(tmp / "myrun")
 
 
 RUN_BREAKS = {
