@@ -98,8 +98,10 @@ def fold(model, p0: int):
             raise Unfoldable(f"{n.name}: inputs folded differently")
         attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
         if n.op_type in ELEMENTWISE:
-            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and any(arr.get(i, np.zeros(())).size > 1 for i in n.input[1:]):
-                raise Unfoldable(f"{n.name}: per-channel activation quantization")
+            # Layout-free only if every other operand is one number (or an activation folded alike).
+            others = [i for i in n.input if i and i not in folds]
+            if any(i not in arr or arr[i].size > 1 for i in others):
+                raise Unfoldable(f"{n.name}: {n.op_type} with a per-channel or computed operand")
             nodes.append(n)
             out_p = p
         elif n.op_type == "Conv":
