@@ -196,8 +196,8 @@ class _OrtTrunk:
         return np.asarray(self.head_sess.run(None, {self.feat: np.ascontiguousarray(feats)})[0], np.float32)
 
 
-# One backend per loaded model and window length: cutting an ONNX graph and opening its two
-# sessions costs ~25 ms, once, not once per recording of a many-recordings run.
+# One backend per loaded model and window length: cutting an ONNX graph, folding its trunk and
+# opening its sessions costs ~60 ms, once, not once per recording of a many-recordings run.
 _BACKENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
