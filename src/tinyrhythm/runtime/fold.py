@@ -63,12 +63,18 @@ def fold(model, p0: int):
     extra: list = []  # dequantizations of folded parameters: constants only, placed first
     opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 13)
 
+    made: set[str] = set()  # a constant shared by two nodes is folded once
+
     def add_init(name: str, value: np.ndarray) -> str:
-        new_inits.append(numpy_helper.from_array(value, name))
+        if name not in made:
+            made.add(name)
+            new_inits.append(numpy_helper.from_array(value, name))
         return name
 
     def repeat_param(name: str, p: int) -> str:
         """A per-channel parameter (an initializer or DequantizeLinear of one) repeated per phase."""
+        if f"{name}__fold{p}" in made:
+            return f"{name}__fold{p}"
         if name in arr:
             return add_init(f"{name}__fold{p}", np.repeat(arr[name], p, axis=0))
         dq = producers.get(name)
@@ -76,6 +82,7 @@ def fold(model, p0: int):
             raise Unfoldable(f"parameter {name} is neither a constant nor a dequantized constant")
         ins = [repeat_param(i, p) if k == 0 or _per_channel(arr.get(i)) else i for k, i in enumerate(dq.input)]
         out = f"{name}__fold{p}"
+        made.add(out)
         extra.append(helper.make_node("DequantizeLinear", ins, [out], name=f"{dq.name}__fold{p}",
                                       **{a.name: helper.get_attribute_value(a) for a in dq.attribute}))
         return out
@@ -115,10 +122,10 @@ def fold(model, p0: int):
             wf, pl, pr = folded_conv_weight(arr[dq.input[0]], stride, p, pads[0])
             out_p = p // stride
             ch = wf.shape[0]
-            w_ins = [add_init(f"{dq.input[0]}__fold{p}", wf)] + [
+            w_ins = [add_init(f"{dq.input[0]}__fold{p}s{stride}l{pads[0]}", wf)] + [
                 repeat_param(i, out_p) if _per_channel(arr.get(i)) else i for i in dq.input[1:]]
-            w_out = f"{n.input[1]}__fold{p}"
-            nodes.append(helper.make_node("DequantizeLinear", w_ins, [w_out], name=f"{dq.name}__fold{p}",
+            w_out = f"{n.name}__weight"
+            nodes.append(helper.make_node("DequantizeLinear", w_ins, [w_out], name=f"{n.name}__weight",
                                           **{a.name: helper.get_attribute_value(a) for a in dq.attribute}))
             ins = [n.input[0], w_out] + [repeat_param(b, out_p) for b in n.input[2:]]
             nodes.append(helper.make_node("Conv", ins, list(n.output), name=n.name, group=1, dilations=[1], strides=[1],
