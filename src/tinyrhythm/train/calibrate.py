@@ -33,7 +33,7 @@ def calibrate(run: str | os.PathLike, out: str | os.PathLike, weighting: str = "
     if lm.card.source != "run" or lm.card.format != "torch" or not isinstance(lm.model, models.TinyRhythmCNN):
         raise TinyRhythmError(f"{run}: calibrate needs a PyTorch run folder of the CNN family "
                               "(quantize the calibrated run again for an int8 model)")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TinyRhythmError(f"{out}: run folder exists and is not empty")
     ws = training_store(lm, store)
     if record_level(ws):
