@@ -76,7 +76,7 @@ op = OnePassClassifier(lm, int(sys.argv[2]))
 feats = op.b.trunk(np.zeros(lm.input_length, np.float32))
 head = int(feats.shape[0] * op.b.columns * len(lm.classes))
 print(json.dumps({"macs": int(lm.card.macs), "head": head, "length": lm.input_length,
-                  "fold": getattr(op.b, "fold", 1), "folded": getattr(op.b, "folded_macs_per_sample", None)}))
+                  "fold": op.b.fold, "folded": op.b.folded_macs_per_sample}))
 """
 
 

@@ -16,11 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from tinyrhythm.evaluate.scoring import eval_indices, predict_proba, split_weights
+from tinyrhythm.evaluate.scoring import eval_indices, predict_proba, record_means, split_weights
 from tinyrhythm.runtime import load_model
 from tinyrhythm.train.config import training_store
 from tinyrhythm.windows.labelling import on_record_grid
@@ -41,11 +40,7 @@ def figures(run: str) -> dict:
         cinc = d == names.index("cinc2017")
         out[f"{split}_cinc_af_windows"] = f1_score(y[cinc], p[cinc], labels=[1], average=None, zero_division=0)[0]
         grid = cinc & on_record_grid(ws.starts()[idx], ws.window_length)
-        uniq, inv = np.unique(ws.record_keys()[idx][grid], return_inverse=True)
-        mean = np.zeros((len(uniq), proba.shape[1]))
-        np.add.at(mean, inv, proba[grid])
-        y_rec = np.zeros(len(uniq), int)
-        y_rec[inv] = y[grid]
+        mean, y_rec = record_means(proba[grid], y[grid], ws.record_keys()[idx][grid])
         out[f"{split}_cinc_af_records"] = f1_score(y_rec, mean.argmax(1), labels=[1], average=None, zero_division=0)[0]
         for name in ("mitdb", "cinc2017"):
             m = (d == names.index(name)) & (y != 2)

@@ -206,7 +206,7 @@ def test_phase_folded_trunk_gives_the_plain_graphs_numbers(name):
     g = onnx.shape_inference.infer_shapes(onnx.load_from_string(lm.model.model_bytes))
     trunk = onnx.utils.Extractor(g).extract_model([b.start], [b.feat])
     for p0 in (4, 8, 32):
-        m, out_fold = fold(trunk, p0)
+        m, out_fold, _ = fold(trunk, p0)
         y = session_from_bytes(m.SerializeToString(), name).run(None, {b.start: np.ascontiguousarray(x.reshape(-1, p0).T[None])})[0][0]
         c = y.shape[0] // out_fold
         np.testing.assert_array_equal(y.reshape(c, out_fold, -1).transpose(0, 2, 1).reshape(c, -1), plain)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .errors import TinyRhythmError
-from .runtime.fold import Unfoldable, fold
+from .runtime.fold import Unfoldable, fold, fold_factor
 from .runtime.ort import OrtModule, conditioning_prefix, session_from_bytes
 from .models.cnn import SameConv1d, TinyRhythmCNN, same_pad
 from .streaming import classify_windows
@@ -78,6 +78,8 @@ class _Identity:
 class _TorchTrunk:
     """The float CNN family: the model's own trunk (`features`) over any length and its head."""
 
+    fold, folded_macs_per_sample = 1, None  # any length: nothing to trim chunks to
+
     def __init__(self, model: TinyRhythmCNN, length: int):
         self.m = model
         scale, reach, n = 1, 0, length
@@ -105,6 +107,8 @@ class _OrtTrunk:
     """An exported ONNX model (float or int8 QDQ) cut in two at the head's flatten: the
     trunk with a free time axis, and the head. The conditioning ops in front of the first
     QuantizeLinear (or the first Conv) are replaced by the moving-scale version."""
+
+    fold, folded_sess, out_fold, folded_macs_per_sample = 1, None, 1, None  # until _fold finds one
 
     def __init__(self, model: OrtModule, length: int):
         import onnx
@@ -135,7 +139,6 @@ class _OrtTrunk:
             dims[0].dim_param, dims[-1].dim_param = "batch", "time"
         head = ex.extract_model([feat], [g.graph.output[0].name])
         self.trunk_sess = session_from_bytes(trunk.SerializeToString(), model.path)
-        self.fold, self.folded_sess, self.out_fold = 1, None, 1
         self.head_sess = session_from_bytes(head.SerializeToString(), model.path)
         self.start, self.feat = start, feat
         scale, reach = 1, 0
@@ -152,37 +155,19 @@ class _OrtTrunk:
         self._fold(trunk, model.path)
 
     def _fold(self, trunk, path) -> None:
-        """Phase folding (runtime.fold) for inputs whose length is a multiple of the fold:
-        the narrowest layer folded to 32 channels (measured on rhythm-cnn3-int8, ms per 40,000
-        samples on one core: unfolded 10.1, fold 4: 4.4, 8: 2.3, 16: 1.9, 32: 2.3). Used only
-        where it gives the plain graph's numbers exactly on a real-sized probe."""
-        inits = {i.name: i for i in trunk.graph.initializer}
-        producers = {o: n for n in trunk.graph.node for o in n.output}
-        widths = []  # output channels of every convolution (weights constant or dequantized constant)
-        for n in trunk.graph.node:
-            if n.op_type == "Conv":
-                w = producers[n.input[1]].input[0] if n.input[1] in producers else n.input[1]
-                if w in inits:
-                    widths.append(inits[w].dims[0])
-        if not widths:
-            return
-        p0 = self.stride
-        while min(widths) * p0 < 32:
-            p0 *= 2
+        """Phase folding (runtime.fold) for inputs whose length is a multiple of the fold, used
+        only where it gives the plain graph's numbers exactly on a probe."""
         try:
-            folded, out_fold = fold(trunk, p0)
-            sess = session_from_bytes(folded.SerializeToString(), path)
+            p0 = fold_factor(trunk, self.stride)
+            folded = fold(trunk, p0)
+            sess = session_from_bytes(folded.model.SerializeToString(), path)
         except (Unfoldable, TinyRhythmError):
             return
-        self.fold, self.folded_sess, self.out_fold = p0, sess, out_fold
-        # Multiply-accumulates the folded convolutions execute per input sample, zeros included
-        # (every folded convolution has stride 1 at 1/p0 of the input rate).
-        shapes = {i.name: list(i.dims) for i in folded.graph.initializer}
-        self.folded_macs_per_sample = sum(
-            int(np.prod(shapes[w])) for w in (n.input[0] for n in folded.graph.node if n.op_type == "DequantizeLinear")
-            if len(shapes.get(w, [])) == 3) / p0
+        self.fold, self.folded_sess, self.out_fold = p0, sess, folded.out_fold
         x = np.random.default_rng(0).normal(0, 1.0, 64 * p0).astype(np.float32)
-        if not np.array_equal(self.trunk(x), self.trunk_sess.run(None, {self.start: x[None, None]})[0][0]):
+        if np.array_equal(self.trunk(x), self.trunk_sess.run(None, {self.start: x[None, None]})[0][0]):
+            self.folded_macs_per_sample = folded.macs_per_sample
+        else:
             self.fold, self.folded_sess = 1, None
 
     def trunk(self, x: np.ndarray) -> np.ndarray:
@@ -250,8 +235,7 @@ class OnePassClassifier:
             raise TinyRhythmError(f"one-pass needs a hop that is a multiple of {st} samples, got {self.hop}")
         # Context each side, on the stride grid: the trunk's reach plus the conditioning's, plus
         # what trimming a chunk to a multiple of the trunk's phase fold may take off its end.
-        self.fold = getattr(self.b, "fold", 1)
-        self.trunk_margin = math.ceil((self.b.reach + self.fold - 1) / st) * st
+        self.trunk_margin = math.ceil((self.b.reach + self.b.fold - 1) / st) * st
         self.margin = self.trunk_margin + self.b.conditioning.margin
         self.buf = np.zeros(0, np.float32)
         self.base = 0  # stream index of buf[0]
@@ -296,7 +280,7 @@ class OnePassClassifier:
         c0 = max(a, starts[0] - self.trunk_margin) if a > 0 else 0
         c1 = b if final else b - self.b.conditioning.margin
         if not final:  # a length the folded trunk takes (the recording's end is never moved)
-            c1 = c0 + (c1 - c0) // self.fold * self.fold
+            c1 = c0 + (c1 - c0) // self.b.fold * self.b.fold
         feats = self.b.trunk(np.ascontiguousarray(cond[c0 - a: c1 - a]))
         cols = self.b.columns
         idx = (np.asarray(starts) - c0) // self.b.stride

@@ -53,13 +53,18 @@ def split_probabilities(model, store: WindowStore, split: str, device) -> tuple[
     y = store.labels[idx].astype(np.int64)
     if not record_level(store):
         return proba, y, "window"
-    keys = store.record_keys()[idx]
+    return (*record_means(proba, y, store.record_keys()[idx]), "record")
+
+
+def record_means(proba: np.ndarray, y: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean window probability, label) per record, the windows grouped by record key: how
+    `predict` decides a record."""
     uniq, inv = np.unique(keys, return_inverse=True)
     summed = np.zeros((len(uniq), proba.shape[1]))
     np.add.at(summed, inv, proba)
     y_rec = np.zeros(len(uniq), np.int64)
     y_rec[inv] = y
-    return summed / np.bincount(inv)[:, None], y_rec, "record"
+    return summed / np.bincount(inv)[:, None], y_rec
 
 
 def score_split(model, store: WindowStore, split: str, device, threshold: float | None = None) -> dict:

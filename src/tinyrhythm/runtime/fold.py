@@ -15,11 +15,40 @@ with the fold. Anything else in the graph: `Unfoldable`, and the caller keeps th
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 
 class Unfoldable(Exception):
     pass
+
+
+class Folded(NamedTuple):
+    model: object  # onnx.ModelProto
+    out_fold: int  # the fold of the graph's output
+    macs_per_sample: float  # what its convolutions execute per input sample, the folding's zeros included
+
+
+def fold_factor(model, multiple: int, width: int = 32) -> int:
+    """The fold that makes the narrowest convolution of `model` (weights constant or dequantized
+    constant) at least `width` channels wide: a power-of-two multiple of `multiple` (the graph's
+    total stride). Measured on rhythm-cnn3-int8, ms per 40,000 trunk samples on one core:
+    unfolded 10.1, fold 4: 4.4, 8: 2.3, 16: 1.9, 32: 2.3."""
+    inits = {i.name: i for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    widths = []
+    for n in model.graph.node:
+        if n.op_type == "Conv":
+            w = producers[n.input[1]].input[0] if n.input[1] in producers else n.input[1]
+            if w in inits:
+                widths.append(inits[w].dims[0])
+    if not widths:
+        raise Unfoldable("no convolution with constant weights")
+    p = multiple
+    while min(widths) * p < width:
+        p *= 2
+    return p
 
 
 ELEMENTWISE = {"QuantizeLinear", "DequantizeLinear", "Add", "Relu", "Clip", "Sub", "Mul"}
@@ -47,9 +76,9 @@ def _per_channel(a: np.ndarray | None) -> bool:
     return a is not None and a.ndim == 1 and a.size > 1
 
 
-def fold(model, p0: int):
+def fold(model, p0: int) -> Folded:
     """A copy of `model` (an onnx.ModelProto whose one input is [N, 1, T]) folded by p0 at its
-    input; returns (folded model, fold of its output). Raises Unfoldable."""
+    input. Raises Unfoldable."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -93,6 +122,7 @@ def fold(model, p0: int):
     folds = {g.input[0].name: p0}
     channels = {g.input[0].name: p0}  # of each folded tensor: original channels x its fold
     nodes = []
+    macs = 0  # per folded position; every folded convolution has stride 1 at 1/p0 of the input rate
     for n in list(g.node):
         if n.op_type == "DequantizeLinear" and n.input[0] in arr and all(o in params for o in n.output):
             continue  # a parameter's dequantization: a folded copy replaces it where it is used
@@ -122,6 +152,7 @@ def fold(model, p0: int):
             wf, pl, pr = folded_conv_weight(arr[dq.input[0]], stride, p, pads[0])
             out_p = p // stride
             ch = wf.shape[0]
+            macs += wf.size
             w_ins = [add_init(f"{dq.input[0]}__fold{p}s{stride}l{pads[0]}", wf)] + [
                 repeat_param(i, out_p) if _per_channel(arr.get(i)) else i for i in dq.input[1:]]
             w_out = f"{n.name}__weight"
@@ -171,4 +202,4 @@ def fold(model, p0: int):
         for d, name in zip(v.type.tensor_type.shape.dim, ("batch", "channels", "time")):
             d.ClearField("dim_value")
             d.dim_param = name
-    return m, out_fold
+    return Folded(m, out_fold, macs / p0)
