@@ -119,3 +119,11 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
     (tmp_path / "evil.pkl").write_bytes(pickle.dumps(Evil()))
     with pytest.raises(TinyRhythmError, match="refused to load"):
         safe_pickle.load(tmp_path / "evil.pkl")
+
+
+def test_pickle_naming_an_unknown_codec_is_one_error(tmp_path):
+    # Found by test_pickle_reader: a flipped byte in protocol 2's `_codecs.encode(..., 'latin1')`.
+    data = pickle.dumps(b"abc\xff", protocol=2).replace(b"latin1", b"latink")
+    (tmp_path / "x.pkl").write_bytes(data)
+    with pytest.raises(TinyRhythmError, match="unreadable or truncated pickle"):
+        safe_pickle.load(tmp_path / "x.pkl")

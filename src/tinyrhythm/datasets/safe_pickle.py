@@ -93,5 +93,5 @@ def load(path: str | os.PathLike):
     except (RecursionError, MemoryError):
         raise DataError(path, "refused to load: the pickle nests too deeply or asks for too much memory") from None
     except (pickle.UnpicklingError, EOFError, OSError, zlib.error, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, UnicodeDecodeError) as exc:
+            LookupError, UnicodeDecodeError) as exc:  # LookupError: also an unknown codec named in the stream
         raise DataError(path, f"unreadable or truncated pickle ({type(exc).__name__}: {exc})") from None
