@@ -158,10 +158,21 @@ def test_dataset_balanced_sampling(tmp_path):
     np.testing.assert_allclose(per_class, per_class[0])  # classes equally likely
     normal = labels == 0
     shares = {store.dataset_index()[1][d]: w[normal & (ds == d)].sum() / w[normal].sum() for d in np.unique(ds[normal])}
-    if {"afpdb", "cpsc2021"} <= set(shares):
-        assert shares["afpdb"] == pytest.approx(3 * shares["cpsc2021"])
+    assert {"afpdb", "cpsc2021"} <= set(shares)
+    assert shares["afpdb"] == pytest.approx(3 * shares["cpsc2021"])
+    # With a size power a dataset's share grows with its windows of the class: n ** power.
+    n = {name: int((normal & (ds == store.dataset_index()[1].index(name))).sum()) for name in ("afpdb", "cpsc2021")}
+    assert n["afpdb"] > n["cpsc2021"]
+    for power in (0.5, 1.0):
+        wp = store.sample_weights("train", {"afpdb": 3.0}, power)
+        np.testing.assert_allclose([wp[labels == c].sum() for c in present], per_class)
+        ratio = wp[normal & (ds == store.dataset_index()[1].index("afpdb"))].sum() / \
+            wp[normal & (ds == store.dataset_index()[1].index("cpsc2021"))].sum()
+        assert ratio == pytest.approx(3 * (n["afpdb"] / n["cpsc2021"]) ** power)
     with pytest.raises(Exception, match="not in the store"):
         store.sample_weights("train", {"mitdb": 1.0})
+    with pytest.raises(Exception, match="size power"):
+        store.sample_weights("train", None, 1.5)
 
 
 def test_count_macs_runs_on_the_model_device():

@@ -40,6 +40,10 @@ class TrainConfig:
     # datasets): every class equally likely, and within a class each dataset that has it
     # in proportion to its weight (default 1: datasets equal), then windows uniformly.
     dataset_weights: dict[str, float] | None = None
+    # ... times that dataset's window count of the class to this power (WindowStore.sample_weights):
+    # 0 every dataset equal, 1 windows pooled, 0.5 between, so that a source with a handful of
+    # windows of a class is not repeated thousands of times per epoch.
+    dataset_size_power: float = 0.0
     lead: str | None = None  # lead of the multi-lead databases: index, name, or "both" (two views of one patient)
     conditioning: str = "none"  # input conditioning inside the model: "none" or "window" (models/cnn.py)
     # After training, fold per-class logit offsets chosen on validation macro F1 into the head
@@ -183,7 +187,7 @@ RANGES = {
     "weight_decay": (float, 0.0, None), "fs": (float, 1.0, 10_000.0), "purity": (float, 0.5, 1.0),
     "min_pad_fraction": (float, 0.0, 1.0), "label_smoothing": (float, 0.0, 0.99), "dropout": (float, 0.0, 0.99),
     "kd_alpha": (float, 0.0, 1.0), "kd_temperature": (float, 1e-3, 1e3), "balanced": (bool, None, None),
-    "prior_correction": (bool, None, None),
+    "prior_correction": (bool, None, None), "dataset_size_power": (float, 0.0, 1.0),
 }
 CHOICES = {
     "optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"), "split_by": ("patient", "record"),

@@ -178,7 +178,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     counts = store.class_counts("train")
-    weights = store.sample_weights("train", cfg.dataset_weights)
+    weights = store.sample_weights("train", cfg.dataset_weights, cfg.dataset_size_power)
     loss_weight = None
     if not cfg.balanced:
         w = counts.sum() / np.maximum(counts, 1) / len(counts)

@@ -136,13 +136,17 @@ class WindowStore:
             out.append(codes[np.load(d / "patient.npy", allow_pickle=False)])
         return (np.concatenate(out) if out else np.zeros(0, np.int16)), names
 
-    def sample_weights(self, split: str = "train", dataset_weights: dict[str, float] | None = None) -> np.ndarray:
+    def sample_weights(self, split: str = "train", dataset_weights: dict[str, float] | None = None,
+                       size_power: float = 0.0) -> np.ndarray:
         """Per-window weights (for the split's windows, in `indices(split)` order) that make
         every class equally likely under weighted sampling (with one dataset: 1 / class count).
 
         A store of several datasets is balanced over datasets too: within a class, each
         dataset that has the class gets a share in proportion to `dataset_weights` (1 for
-        each dataset not named), spread evenly over its windows."""
+        each dataset not named) times its window count of the class to the `size_power`,
+        spread evenly over its windows. Power 0 gives every dataset the same share, 1 pools
+        the windows, 0.5 lies between (temperature sampling): with power 0 a dataset holding
+        two AF windows draws as many AF samples as one holding thousands."""
         idx = self.indices(split)
         labels = self.labels[idx]
         sources = [s["dataset"] for s in self.manifest["sources"]]
@@ -155,7 +159,9 @@ class WindowStore:
             raise TinyRhythmError("dataset_weights must be finite and non-negative")
         n_cd = np.zeros((len(self.classes), len(sources)))
         np.add.at(n_cd, (labels, ds), 1)
-        share = np.where(n_cd > 0, w_ds[None, :], 0.0)
+        if not (np.isfinite(size_power) and 0.0 <= size_power <= 1.0):
+            raise TinyRhythmError(f"dataset size power {size_power!r} is not in [0, 1]")
+        share = np.where(n_cd > 0, w_ds[None, :] * np.maximum(n_cd, 1.0) ** size_power, 0.0)
         share = np.divide(share, share.sum(1, keepdims=True), out=np.zeros_like(share), where=share.sum(1, keepdims=True) > 0)
         per_cd = np.divide(share, n_cd, out=np.zeros_like(share), where=n_cd > 0)
         return per_cd[labels, ds]
