@@ -1,0 +1,64 @@
+"""Per-dataset window-level F1 on a run's validation (and test) split, several runs side by side.
+
+    python scripts/split_figures.py RUN [RUN ...] [--split val|test|both]
+
+Per run: macro F1 and per-class F1 (AF first) of the pooled split, then each dataset's F1 for
+the classes it holds, support in brackets. Validation columns choose; test columns are
+measured after the choice. Used for the README's "Sampling over datasets" table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tinyrhythm.evaluate.metrics import classification_report
+from tinyrhythm.evaluate.scoring import eval_indices, predict_proba
+from tinyrhythm.runtime import load_model
+from tinyrhythm.train.config import training_store
+
+ORDER = ("arrhythmia", "normal", "noise")
+
+
+def split_figures(run: str, split: str) -> dict[str, dict]:
+    lm = load_model(run)
+    ws = training_store(lm)
+    idx = eval_indices(ws, split)
+    y, p = ws.labels[idx].astype(int), predict_proba(lm.model, ws, idx, "cpu").argmax(1)
+    ds, names = ws.dataset_index()
+    ds = ds[idx]
+    out = {"all": classification_report(y, p, ws.classes)}
+    for i, name in enumerate(names):
+        if (ds == i).any():
+            out[name] = classification_report(y[ds == i], p[ds == i], ws.classes)
+    return out
+
+
+def cell(report: dict) -> str:
+    per = report["per_class"]
+    return ", ".join(f"{c} {per[c]['f1']:.3f} ({per[c]['support']:,})" for c in ORDER if per.get(c, {}).get("support"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--split", choices=("val", "test", "both"), default="both")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    splits = ("val", "test") if args.split == "both" else (args.split,)
+    print("| run | split | macro F1 | AF F1 | normal F1 | noise F1 | per dataset |\n|---|---|---|---|---|---|---|")
+    for run in args.runs:
+        for split in splits:
+            f = split_figures(run, split)
+            per = f["all"]["per_class"]
+            rest = "; ".join(f"{n}: {cell(r)}" for n, r in f.items() if n != "all")
+            print(f"| {Path(run).name} | {split} | {f['all']['macro_f1']:.3f} | "
+                  + " | ".join(f"{per[c]['f1']:.3f}" for c in ORDER) + f" | {rest} |", flush=True)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
