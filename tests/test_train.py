@@ -149,6 +149,8 @@ def test_folder_prediction_and_bad_configs(small_store, trained_run, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"epochz": 3}')
     assert_one_line_error(run_cli("train", "--config", bad, "--out", tmp_path / "x"), "epochz")
+    bad.write_text('{"dataset_size_power": 2}')
+    assert_one_line_error(run_cli("train", "--config", bad, "--out", tmp_path / "x"), "dataset_size_power")
     assert_one_line_error(_train(small_store, tmp_path / "y", "--resume", check=None), "nothing to resume")
     assert_one_line_error(run_cli("train", "--model", "cnn9", "--out", tmp_path / "z"), "cnn9")
 
