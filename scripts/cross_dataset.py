@@ -26,11 +26,10 @@ import torch
 
 from tinyrhythm.datasets import load_noise, open_dataset
 from tinyrhythm.datasets.nstdb import FS as NSTDB_FS
-from tinyrhythm.evaluate.metrics import classification_report
 from tinyrhythm.runtime import load_model
 from tinyrhythm.monitor.analyse import MonitorConfig, monitor
 from tinyrhythm.monitor.evaluate import evaluate_episodes, reference_episodes
-from tinyrhythm.evaluate.scoring import predict_proba
+from tinyrhythm.evaluate.scoring import dataset_reports, predict_proba
 from tinyrhythm.windows.resample import resample
 from tinyrhythm.datasets.split import assign_split
 from tinyrhythm.windows.store import WindowStore
@@ -41,20 +40,9 @@ SNRS = (24, 18, 12, 6, 0, -6)
 
 def window_level(lm, store: WindowStore) -> dict:
     idx = store.indices("test")
-    proba = predict_proba(lm.model, store, idx, "cpu")
-    y, p = store.labels[idx].astype(int), proba.argmax(1)
-    ds, names = store.dataset_index()
-    ds = ds[idx]
-    out = {}
-    for i, name in enumerate(names + ["all"]):
-        m = ds == i if name != "all" else np.ones(len(idx), bool)
-        if m.sum():
-            out[name] = classification_report(y[m], p[m], store.classes)
+    pred = predict_proba(lm.model, store, idx, "cpu").argmax(1)
     # The target pools the Holter AF sources.
-    m = np.isin(ds, [names.index(n) for n in ("mitdb", "cpsc2021", "aftdb") if n in names])
-    if m.sum():
-        out["mitdb+cpsc2021+aftdb"] = classification_report(y[m], p[m], store.classes)
-    return out
+    return dataset_reports(store, idx, pred, {"mitdb+cpsc2021+aftdb": ("mitdb", "cpsc2021", "aftdb")})
 
 
 def pooled(rows: list[dict]) -> dict:

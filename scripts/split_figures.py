@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from tinyrhythm.evaluate.metrics import classification_report
-from tinyrhythm.evaluate.scoring import eval_indices, predict_proba
+from tinyrhythm.evaluate.scoring import dataset_reports, eval_indices, predict_proba
 from tinyrhythm.runtime import load_model
 from tinyrhythm.train.config import training_store
 
@@ -27,19 +25,12 @@ def split_figures(run: str, split: str) -> dict[str, dict]:
     lm = load_model(run)
     ws = training_store(lm)
     idx = eval_indices(ws, split)
-    y, p = ws.labels[idx].astype(int), predict_proba(lm.model, ws, idx, "cpu").argmax(1)
-    ds, names = ws.dataset_index()
-    ds = ds[idx]
-    out = {"all": classification_report(y, p, ws.classes)}
-    for i, name in enumerate(names):
-        if (ds == i).any():
-            out[name] = classification_report(y[ds == i], p[ds == i], ws.classes)
-    return out
+    return dataset_reports(ws, idx, predict_proba(lm.model, ws, idx, "cpu").argmax(1))
 
 
 def cell(report: dict) -> str:
     per = report["per_class"]
-    return ", ".join(f"{c} {per[c]['f1']:.3f} ({per[c]['support']:,})" for c in ORDER if per.get(c, {}).get("support"))
+    return ", ".join(f"{c} {per[c]['f1']:.3f} ({per[c]['support']:,})" for c in ORDER if per[c]["support"])
 
 
 def main() -> None:
@@ -60,5 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main()

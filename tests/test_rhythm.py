@@ -175,6 +175,31 @@ def test_dataset_balanced_sampling(tmp_path):
         store.sample_weights("train", None, 1.5)
 
 
+def test_dataset_reports_score_each_dataset_and_pool(tmp_path):
+    from tinyrhythm.evaluate.metrics import classification_report
+    from tinyrhythm.evaluate.scoring import dataset_reports
+    from tinyrhythm.windows.labelling import WindowConfig
+    from tinyrhythm.windows.store import BuildConfig, WindowStore, build_store
+
+    cfg = BuildConfig(["aftdb", "cpsc2021", "afpdb"], "rhythm3", WindowConfig(fs=62.5, hop=256), max_patients=6,
+                      split_seed=0)
+    build_store(tmp_path / "st", cfg, quiet=True)
+    store = WindowStore(tmp_path / "st")
+    idx = store.indices("train")
+    pred = np.random.default_rng(0).integers(0, 3, len(idx))  # any predictions: the grouping is under test
+    ds, names = store.dataset_index()
+    out = dataset_reports(store, idx, pred, {"holter": ("aftdb", "cpsc2021", "mitdb")})
+    present = [names[i] for i in np.unique(ds[idx])]
+    assert list(out) == present + ["all", "holter"]
+    y = store.labels[idx]
+    assert out["all"] == classification_report(y, pred, store.classes)
+    for name in present:
+        m = ds[idx] == names.index(name)
+        assert out[name] == classification_report(y[m], pred[m], store.classes)
+    m = np.isin(ds[idx], [names.index("aftdb"), names.index("cpsc2021")])
+    assert out["holter"]["n"] == int(m.sum()) > 0
+
+
 def test_count_macs_runs_on_the_model_device():
     # The GPU crash after the last epoch was a CPU probe sent through a CUDA model; the meta
     # device shows the same mix-up without a GPU.

@@ -75,6 +75,20 @@ def score_split(model, store: WindowStore, split: str, device, threshold: float 
     return report
 
 
+def dataset_reports(store: WindowStore, idx: np.ndarray, pred: np.ndarray,
+                    pools: dict[str, tuple[str, ...]] | None = None) -> dict[str, dict]:
+    """classification_report of predictions `pred` for the store's windows `idx`: per dataset
+    present, then "all", then each named pool of datasets that has windows there."""
+    y = store.labels[idx].astype(int)
+    ds, names = store.dataset_index()
+    ds = ds[idx]
+    groups = {name: ds == i for i, name in enumerate(names)}
+    groups["all"] = np.ones(len(idx), bool)
+    for pool, members in (pools or {}).items():
+        groups[pool] = np.isin(ds, [names.index(n) for n in members if n in names])
+    return {name: classification_report(y[m], pred[m], store.classes) for name, m in groups.items() if m.any()}
+
+
 PRIOR_GRID = np.round(np.arange(-6.0, 4.01, 0.25), 2)
 # How validation windows count when the prior correction is chosen: "datasets" gives every
 # dataset (recorder) of the split the same total weight, "windows" counts each window once.

@@ -161,7 +161,7 @@ class WindowStore:
         np.add.at(n_cd, (labels, ds), 1)
         if not (np.isfinite(size_power) and 0.0 <= size_power <= 1.0):
             raise TinyRhythmError(f"dataset size power {size_power!r} is not in [0, 1]")
-        share = np.where(n_cd > 0, w_ds[None, :] * np.maximum(n_cd, 1.0) ** size_power, 0.0)
+        share = np.where(n_cd > 0, w_ds[None, :] * n_cd ** size_power, 0.0)
         share = np.divide(share, share.sum(1, keepdims=True), out=np.zeros_like(share), where=share.sum(1, keepdims=True) > 0)
         per_cd = np.divide(share, n_cd, out=np.zeros_like(share), where=n_cd > 0)
         return per_cd[labels, ds]
