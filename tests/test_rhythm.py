@@ -141,14 +141,21 @@ def test_new_reader_bad_input_is_one_line(tmp_path):
     assert_one_line_error(proc, "n01.hea", "V9")
 
 
-def test_dataset_balanced_sampling(tmp_path):
+@pytest.fixture(scope="module")
+def holter_store(tmp_path_factory):
+    """A small real store of three Holter sources (AFTDB, CPSC 2021, AFPDB)."""
     from tinyrhythm.windows.labelling import WindowConfig
     from tinyrhythm.windows.store import BuildConfig, WindowStore, build_store
 
+    folder = tmp_path_factory.mktemp("holter") / "st"
     cfg = BuildConfig(["aftdb", "cpsc2021", "afpdb"], "rhythm3", WindowConfig(fs=62.5, hop=256), max_patients=6,
                       split_seed=0)
-    build_store(tmp_path / "st", cfg, quiet=True)
-    store = WindowStore(tmp_path / "st")
+    build_store(folder, cfg, quiet=True)
+    return WindowStore(folder)
+
+
+def test_dataset_balanced_sampling(holter_store):
+    store = holter_store
     idx = store.indices("train")
     labels = store.labels[idx]
     ds = store.dataset_index()[0][idx]
@@ -175,16 +182,10 @@ def test_dataset_balanced_sampling(tmp_path):
         store.sample_weights("train", None, 1.5)
 
 
-def test_dataset_reports_score_each_dataset_and_pool(tmp_path):
+def test_dataset_reports_score_each_dataset_and_pool(holter_store):
+    store = holter_store
     from tinyrhythm.evaluate.metrics import classification_report
     from tinyrhythm.evaluate.scoring import dataset_reports
-    from tinyrhythm.windows.labelling import WindowConfig
-    from tinyrhythm.windows.store import BuildConfig, WindowStore, build_store
-
-    cfg = BuildConfig(["aftdb", "cpsc2021", "afpdb"], "rhythm3", WindowConfig(fs=62.5, hop=256), max_patients=6,
-                      split_seed=0)
-    build_store(tmp_path / "st", cfg, quiet=True)
-    store = WindowStore(tmp_path / "st")
     idx = store.indices("train")
     pred = np.random.default_rng(0).integers(0, 3, len(idx))  # any predictions: the grouping is under test
     ds, names = store.dataset_index()
