@@ -150,3 +150,28 @@ def test_csv_with_header_and_empty_cells_marks_them_unreadable(tmp_path):
     assert any(e["label"] == UNREADABLE and e["start_s"] <= 12 and e["end_s"] >= 18 for e in r["episodes"])
     r = json.loads(run_cli("monitor", tmp_path / "rec.csv", "--fs", fs, "--lead", "1", "--json", check=0).stdout)
     assert r["unreadable_fraction"] == 1.0 and r["af_burden"] == 0.0  # a flat column: all lead-off, no crash
+
+
+def test_invert_puts_a_reversed_lead_the_right_way_up(tmp_path):
+    """A lead wired the other way round, given with --invert, is analysed exactly like the upright
+    lead (monitor and predict), and the outputs say it was inverted."""
+    x, fs, _ = read_signal(DATA / "mitdb" / "203")  # AF and flutter throughout
+    x = x[: int(300 * fs)]
+    np.save(tmp_path / "up.npy", x)
+    np.save(tmp_path / "down.npy", -x)
+
+    def mon(name, *extra):
+        return json.loads(run_cli("monitor", tmp_path / name, "--fs", fs, "--json", *extra, check=0).stdout)
+
+    up, fixed = mon("up.npy"), mon("down.npy", "--invert")
+    for key in ("af_burden", "noise_fraction", "episodes", "beats"):
+        assert fixed[key] == up[key], key
+    assert fixed["config"]["invert"] and not up["config"]["invert"] and fixed["lead"] == "column 0 (inverted)"
+
+    def pred(name, *extra):
+        out = run_cli("predict", "--model", "rhythm-cnn3", "--fs", fs, "--json", tmp_path / name, *extra, check=0).stdout
+        return json.loads(out)["probabilities"]
+
+    assert pred("down.npy", "--invert") == pred("up.npy")
+    run_cli("report", tmp_path / "down.npy", "--fs", fs, "--invert", "--out", tmp_path / "r.html", check=0)
+    assert "column 0 (inverted)" in (tmp_path / "r.html").read_text()

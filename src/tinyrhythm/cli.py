@@ -212,7 +212,7 @@ def cmd_predict(args) -> None:
     chunk = 512  # records per batch: bounded memory for folders of any size
     for i in range(0, len(paths), chunk):
         items = [read_any(p, args.fs, args.lead) for p in paths[i : i + chunk]]
-        probs = predict_signals(lm, [(sig, fs) for _, sig, fs in items])
+        probs = predict_signals(lm, [(-sig if args.invert else sig, fs) for _, sig, fs in items])
         for (name, _, _), p in zip(items, probs):
             label = lm.classes[int(p.argmax())]
             if args.json:
@@ -235,7 +235,7 @@ def cmd_monitor(args) -> int | None:
         check_annotation_extension(args.ann_ext)
     if args.jobs < 1:
         raise TinyRhythmError(f"--jobs must be at least 1, got {args.jobs}")
-    cfg = MonitorConfig(smoothing=args.smoothing, min_duration_s=args.min_duration, engine=args.engine,
+    cfg = MonitorConfig(smoothing=args.smoothing, min_duration_s=args.min_duration, engine=args.engine, invert=args.invert,
                         **({"hop_s": args.hop} if args.hop is not None else {}))
     if len(args.record) > 1 or Path(args.record[0]).is_dir():
         return _monitor_many(args, cfg)
@@ -336,7 +336,7 @@ def cmd_report(args) -> None:
     check_output_file(args.out)
     torch_threads(args.threads)
     out = report(args.target, args.out, model=args.model, reference=args.reference, study=args.study, fs=args.fs,
-                 lead=args.lead)
+                 lead=args.lead, invert=args.invert)
     print(f"wrote {out}")
     if args.pdf:
         from .report import print_pdf
@@ -585,6 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of .csv/.npy signals")
     p.add_argument("--lead", default=None, help="lead index or name of multi-lead records (default: the first)")
+    p.add_argument("--invert", action="store_true", help="the lead is reversed (swapped electrodes, patch upside down): "
+                   "negate the signal first")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_predict)
@@ -596,6 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"run folder, zoo name or exported model (default: {DEFAULT_RHYTHM_MODEL})")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
     p.add_argument("--lead", default=None, help="lead index or name of a multi-lead record (default: the first)")
+    p.add_argument("--invert", action="store_true", help="the lead is reversed (swapped electrodes, patch upside down): "
+                   "negate the signal first")
     p.add_argument("--hop", type=float, default=None, help="seconds between window decisions (default 2.048)")
     p.add_argument("--smoothing", default="hmm", choices=("none", "mean", "hmm"))
     p.add_argument("--engine", default="auto", choices=("auto", "onepass", "windows"),
@@ -631,6 +635,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default=None, help="compression study folder: adds its Pareto plot")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
     p.add_argument("--lead", default=None, help="lead index or name (default: the first)")
+    p.add_argument("--invert", action="store_true", help="the lead is reversed (swapped electrodes, patch upside down): "
+                   "negate the signal first")
     p.add_argument("--pdf", action="store_true", help="also print the page to PDF (beside --out) with headless Chromium")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_report)

@@ -22,7 +22,7 @@ from .datasets.stream import open_stream
 from .errors import DataError, TinyRhythmError
 from .evaluate.plots import confusion_figure
 from .figures import COLOURS, plt as _plt, png as _png, shade as _shade
-from .monitor import monitor
+from .monitor import MonitorConfig, monitor
 from .monitor.evaluate import evaluate_episodes, read_reference
 from .paths import check_output_file, write_atomic
 from .zoo import DEFAULT_RHYTHM_MODEL
@@ -145,6 +145,8 @@ def record_report(path, model: str, reference: str | None = None, study=None, fs
         result = monitor(path, model, fs=fs, lead=lead, cfg=cfg)
     ref = read_reference(result, reference) if reference else None
     stream = open_stream(path, fs, lead)
+    if result.config.invert:  # the strips show what was analysed
+        stream = stream.inverted()
     s = result.summary
     summary = _table([[result.record, f"{result.duration_s / 3600:.2f} h", f"{result.fs:g} Hz", result.lead or "",
                        result.model, f"{s['af_burden']:.1%}", f"{s['noise_fraction']:.1%}", f"{s['unreadable_fraction']:.1%}"]],
@@ -221,7 +223,7 @@ def run_report(run: Path, study=None) -> str:
 
 
 def report(target: str | os.PathLike, out: str | os.PathLike, model: str = DEFAULT_RHYTHM_MODEL, reference: str | None = None,
-           study=None, fs=None, lead=None) -> Path:
+           study=None, fs=None, lead=None, invert: bool = False) -> Path:
     check_output_file(out)  # before the work, not after it
     p = Path(target)
     if p.is_dir() and (p / "config.json").is_file():
@@ -229,7 +231,7 @@ def report(target: str | os.PathLike, out: str | os.PathLike, model: str = DEFAU
     elif p.is_dir():
         raise DataError(p, "neither a run folder (config.json) nor a recording")
     else:
-        page = record_report(p, model, reference, study, fs, lead)
+        page = record_report(p, model, reference, study, fs, lead, cfg=MonitorConfig(invert=invert))
     return write_page(page, out)
 
 

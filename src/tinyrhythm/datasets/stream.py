@@ -10,7 +10,7 @@ tail reported in `notes` and treated as a gap.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -51,6 +51,13 @@ class SignalStream:
         if have > start:
             out[: have - start] = self._read(start, have)
         return out
+
+    def inverted(self) -> SignalStream:
+        """The same recording with its sign flipped: a lead wired or a patch stuck on the other
+        way round, put the right way up before analysis."""
+        read = self._read
+        return replace(self, lead=f"{self.lead} (inverted)" if self.lead else "inverted",
+                       _read=lambda start, stop: -read(start, stop))
 
     def chunks(self, size: int) -> Iterator[tuple[int, np.ndarray]]:
         for s in range(0, self.declared_samples, size):

@@ -46,6 +46,10 @@ class MonitorConfig:
     # `monitor_engine` (chosen per model by its agreement with the window path, README
     # "Monitoring"), else windows.
     engine: str = "auto"
+    # The lead is known to be reversed (swapped electrodes, a patch stuck on upside down): the
+    # samples are negated before everything else. The models are not polarity-invariant
+    # (README, "Lead polarity"), so this is the user's knowledge, not a guess made here.
+    invert: bool = False
 
 
 @dataclass
@@ -182,6 +186,8 @@ def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None 
     lm = model if isinstance(model, LoadedModel) else load_model(model)
     hop = _check(cfg, lm)
     stream = open_stream(path, fs, lead)
+    if cfg.invert:
+        stream = stream.inverted()
     beats = [] if cfg.beats else None
     starts, probs, win_bad, bad_model, n_model, engine = window_probs(stream, lm, hop, cfg, beats)
     L = lm.input_length
