@@ -11,11 +11,11 @@ the share of windows whose class changes. Validation columns choose; used for th
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
+from split_figures import runs_and_splits  # scripts/ is on the path of a script run from it
 
 from tinyrhythm.evaluate.scoring import dataset_reports, eval_indices, predict_proba
 from tinyrhythm.runtime import load_model
@@ -42,15 +42,10 @@ def polarity_figures(run: str, split: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("runs", nargs="+")
-    ap.add_argument("--split", choices=("val", "test", "both"), default="both")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    splits = ("val", "test") if args.split == "both" else (args.split,)
+    runs, splits = runs_and_splits()
     print("| run | split | macro F1 upright / inverted | AF F1 upright / inverted | noise F1 upright / inverted "
           "| AF precision / recall upright | inverted | windows changing class |\n|---|---|---|---|---|---|---|---|")
-    for run in args.runs:
+    for run in runs:
         for split in splits:
             f = polarity_figures(run, split)
             u, d = f["upright"], f["inverted"]

@@ -33,15 +33,20 @@ def cell(report: dict) -> str:
     return ", ".join(f"{c} {per[c]['f1']:.3f} ({per[c]['support']:,})" for c in ORDER if per[c]["support"])
 
 
-def main() -> None:
+def runs_and_splits() -> tuple[list[str], tuple[str, ...]]:
+    """The command line of the per-split scripts: RUN... [--split val|test|both]."""
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--split", choices=("val", "test", "both"), default="both")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    splits = ("val", "test") if args.split == "both" else (args.split,)
+    return args.runs, ("val", "test") if args.split == "both" else (args.split,)
+
+
+def main() -> None:
+    runs, splits = runs_and_splits()
     print("| run | split | macro F1 | AF F1 | normal F1 | noise F1 | per dataset |\n|---|---|---|---|---|---|---|")
-    for run in args.runs:
+    for run in runs:
         for split in splits:
             f = split_figures(run, split)
             per = f["all"]["per_class"]
