@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from split_figures import runs_and_splits  # scripts/ is on the path of a script run from it
 
-from tinyrhythm.evaluate.scoring import dataset_reports, eval_indices, predict_proba
+from tinyrhythm.evaluate.metrics import classification_report
+from tinyrhythm.evaluate.scoring import eval_indices, predict_proba
 from tinyrhythm.runtime import load_model
 from tinyrhythm.train.config import training_store
 
@@ -35,9 +36,10 @@ def polarity_figures(run: str, split: str) -> dict:
     lm = load_model(run)
     ws = training_store(lm)
     idx = eval_indices(ws, split)
+    y = ws.labels[idx].astype(int)
     up = predict_proba(lm.model, ws, idx, "cpu").argmax(1)
     down = predict_proba(Inverted(lm.model), ws, idx, "cpu").argmax(1)
-    return {"upright": dataset_reports(ws, idx, up)["all"], "inverted": dataset_reports(ws, idx, down)["all"],
+    return {"upright": classification_report(y, up, ws.classes), "inverted": classification_report(y, down, ws.classes),
             "changed": float(np.mean(up != down))}
 
 
@@ -49,11 +51,10 @@ def main() -> None:
         for split in splits:
             f = polarity_figures(run, split)
             u, d = f["upright"], f["inverted"]
-            cls = lambda r, c: r["per_class"][c]["f1"]  # noqa: E731
-            pr = lambda r: "{precision:.3f} / {recall:.3f}".format(**r["per_class"]["arrhythmia"])  # noqa: E731
-            print(f"| {Path(run).name} | {split} | {u['macro_f1']:.3f} / {d['macro_f1']:.3f} "
-                  f"| {cls(u, 'arrhythmia'):.3f} / {cls(d, 'arrhythmia'):.3f} "
-                  f"| {cls(u, 'noise'):.3f} / {cls(d, 'noise'):.3f} | {pr(u)} | {pr(d)} | {100 * f['changed']:.1f} % |", flush=True)
+            f1 = {c: f"{u['per_class'][c]['f1']:.3f} / {d['per_class'][c]['f1']:.3f}" for c in ("arrhythmia", "noise")}
+            pr = ["{precision:.3f} / {recall:.3f}".format(**r["per_class"]["arrhythmia"]) for r in (u, d)]
+            print(f"| {Path(run).name} | {split} | {u['macro_f1']:.3f} / {d['macro_f1']:.3f} | {f1['arrhythmia']} "
+                  f"| {f1['noise']} | {pr[0]} | {pr[1]} | {100 * f['changed']:.1f} % |", flush=True)
 
 
 if __name__ == "__main__":

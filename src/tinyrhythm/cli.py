@@ -452,6 +452,11 @@ def cmd_zoo_list(args) -> None:
               f"CinC {m.get('cinc_score', float('nan')):.3f}  macro F1 {m.get('macro_f1', float('nan')):.3f}")
 
 
+def _add_invert_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--invert", action="store_true", help="the lead is reversed (swapped electrodes, patch upside down): "
+                   "negate the signal first")
+
+
 def _add_train_options(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     p.add_argument("--config", default=None, help="JSON file of training settings (TrainConfig); options override it")
     p.add_argument("--out", required=out_required, help="run folder")
@@ -585,8 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of .csv/.npy signals")
     p.add_argument("--lead", default=None, help="lead index or name of multi-lead records (default: the first)")
-    p.add_argument("--invert", action="store_true", help="the lead is reversed (swapped electrodes, patch upside down): "
-                   "negate the signal first")
+    _add_invert_option(p)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_predict)
@@ -598,8 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"run folder, zoo name or exported model (default: {DEFAULT_RHYTHM_MODEL})")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
     p.add_argument("--lead", default=None, help="lead index or name of a multi-lead record (default: the first)")
-    p.add_argument("--invert", action="store_true", help="the lead is reversed (swapped electrodes, patch upside down): "
-                   "negate the signal first")
+    _add_invert_option(p)
     p.add_argument("--hop", type=float, default=None, help="seconds between window decisions (default 2.048)")
     p.add_argument("--smoothing", default="hmm", choices=("none", "mean", "hmm"))
     p.add_argument("--engine", default="auto", choices=("auto", "onepass", "windows"),
@@ -635,8 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default=None, help="compression study folder: adds its Pareto plot")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
     p.add_argument("--lead", default=None, help="lead index or name (default: the first)")
-    p.add_argument("--invert", action="store_true", help="the lead is reversed (swapped electrodes, patch upside down): "
-                   "negate the signal first")
+    _add_invert_option(p)
     p.add_argument("--pdf", action="store_true", help="also print the page to PDF (beside --out) with headless Chromium")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_report)

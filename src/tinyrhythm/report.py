@@ -144,9 +144,7 @@ def record_report(path, model: str, reference: str | None = None, study=None, fs
     if result is None:
         result = monitor(path, model, fs=fs, lead=lead, cfg=cfg)
     ref = read_reference(result, reference) if reference else None
-    stream = open_stream(path, fs, lead)
-    if result.config.invert:  # the strips show what was analysed
-        stream = stream.inverted()
+    stream = open_stream(path, fs, lead, result.config.invert)  # the strips show what was analysed
     s = result.summary
     summary = _table([[result.record, f"{result.duration_s / 3600:.2f} h", f"{result.fs:g} Hz", result.lead or "",
                        result.model, f"{s['af_burden']:.1%}", f"{s['noise_fraction']:.1%}", f"{s['unreadable_fraction']:.1%}"]],

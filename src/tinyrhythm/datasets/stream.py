@@ -64,8 +64,14 @@ class SignalStream:
             yield s, self.read(s, s + size)
 
 
-def open_stream(path: str | os.PathLike, fs: float | None = None, lead: int | str | None = None) -> SignalStream:
-    p = Path(path)
+def open_stream(path: str | os.PathLike, fs: float | None = None, lead: int | str | None = None,
+                invert: bool = False) -> SignalStream:
+    """The recording as a stream; `invert`: its lead is known to be reversed (`SignalStream.inverted`)."""
+    stream = _open(Path(path), fs, lead)
+    return stream.inverted() if invert else stream
+
+
+def _open(p: Path, fs: float | None, lead: int | str | None) -> SignalStream:
     if p.is_dir():
         raise DataError(p, "is a folder; monitor takes one recording (a .hea, .dat, .mat, .csv or .npy file)")
     if p.suffix in ARRAY_SUFFIXES:

@@ -185,9 +185,7 @@ def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None 
     cfg = cfg or MonitorConfig()
     lm = model if isinstance(model, LoadedModel) else load_model(model)
     hop = _check(cfg, lm)
-    stream = open_stream(path, fs, lead)
-    if cfg.invert:
-        stream = stream.inverted()
+    stream = open_stream(path, fs, lead, cfg.invert)
     beats = [] if cfg.beats else None
     starts, probs, win_bad, bad_model, n_model, engine = window_probs(stream, lm, hop, cfg, beats)
     L = lm.input_length
