@@ -301,6 +301,7 @@ BAD_CONFIGS = {
     "augment-type": ({"augment": {"noise_prob": "high"}}, "noise_prob"),
     "augment-range": ({"augment": {"snr_db": [24, 0, 3]}}, "snr_db"),
     "augment-not-object": ({"augment": [1, 2]}, "augment"),
+    "stretch-faster": ({"augment": {"stretch": [0.8, 1.5]}}, "augment.stretch"),
     "unknown-key": ({"epohcs": 3}, "epohcs"),
     "model-unknown": ({"model": "resnet9000"}, "resnet9000"),
     "task-unknown": ({"task": "astrology"}, "astrology"),

@@ -169,3 +169,25 @@ def test_train_builds_its_store_from_the_config_study3_icentia(tmp_path):
     assert cfg["store_config_hash"] == manifest["config_hash"] and cfg["classes"] == ["normal", "arrhythmia", "noise"]
     assert result["val"]["level"] == "window" and result["val"]["per_class"]["normal"]["support"] > 0
     assert result["val"]["per_class"]["arrhythmia"]["support"] == 0  # patient 0 has no AF: said in the README
+
+
+def test_stretch_slows_real_ecg_down():
+    """A real MITDB window read at 0.7 samples per sample holds 0.7 times the beats, stays inside
+    the original's amplitude range, and is left exactly as it was where not drawn."""
+    import wfdb
+
+    from tinyrhythm.monitor.beats import detect_beats
+    from tinyrhythm.train.augment import stretch
+    from tinyrhythm.windows.resample import resample
+
+    rec = wfdb.rdrecord(str(DATA / "mitdb" / "100"), sampto=360 * 60, channels=[0])
+    x = resample(rec.p_signal[:, 0].astype(np.float32), 360, 62.5)
+    n = 2049  # 33 s: enough beats that counting them measures the rate
+    w = torch.from_numpy(x[:n].copy())[None, None, :]
+    g = torch.Generator().manual_seed(0)
+    u = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    slow = stretch(w, (0.7, 0.7), 1.0, u)
+    before, after = len(detect_beats(w[0, 0].numpy(), 62.5)), len(detect_beats(slow[0, 0].numpy(), 62.5))
+    assert before > 30 and abs(after / before - 0.7) < 0.06, (before, after)
+    assert slow.min() >= w.min() and slow.max() <= w.max()
+    assert torch.equal(stretch(w, (0.6, 1.0), 0.0, u), w)

@@ -1,5 +1,5 @@
-"""Training-time augmentation on batches: NSTDB noise at random SNR, amplitude scaling,
-baseline wander. Everything draws from one torch Generator so runs repeat exactly."""
+"""Training-time augmentation on batches: time stretch, NSTDB noise at random SNR, amplitude
+scaling and polarity, baseline wander, DC offset. Everything draws from one torch Generator so runs repeat exactly."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ class Augmenter:
         c, (b, _, n) = self.cfg, x.shape
         x = x.clone()
         u = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
+        if c.stretch_prob > 0:
+            x = stretch(x, c.stretch, c.stretch_prob, u)
         if self.noise is not None and c.noise_prob > 0:
             which = torch.randint(len(self.noise), (b,), generator=gen)
             start = (u(b) * (self.noise.shape[1] - n)).long()
@@ -53,3 +55,18 @@ class Augmenter:
         if c.invert_prob > 0:
             scale = scale * torch.where(u(b) < c.invert_prob, -1.0, 1.0)
         return x * scale[:, None, None]
+
+
+def stretch(x: torch.Tensor, rate: tuple[float, float], prob: float, u) -> torch.Tensor:
+    """Each window, with probability `prob`, read at `rate` (< 1) samples per output sample from
+    a random start inside it, linearly interpolated: the same ECG slowed down. Before noise is
+    added, so that the noise keeps its own spectrum."""
+    b, _, n = x.shape
+    r = rate[0] + u(b) * (rate[1] - rate[0])
+    r = torch.where(u(b) < prob, r, torch.ones(b))
+    start = u(b) * (n - 1) * (1 - r)
+    pos = start[:, None] + torch.arange(n)[None, :] * r[:, None]
+    lo = pos.floor().long().clamp(0, n - 1)
+    hi = (lo + 1).clamp(max=n - 1)
+    frac = (pos - lo).unsqueeze(1)
+    return torch.gather(x, 2, lo.unsqueeze(1)) * (1 - frac) + torch.gather(x, 2, hi.unsqueeze(1)) * frac

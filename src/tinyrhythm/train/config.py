@@ -28,6 +28,11 @@ class AugmentConfig:
     wander_mv: float = 0.5
     wander_hz: tuple[float, float] = (0.05, 0.5)
     offset_mv: float = 0.0  # DC offset, uniform in +-offset_mv (real recorders: several mV)
+    # Time stretch: a window read at `rate` samples per sample (uniform in the range) from a random
+    # start, so its heart rate falls by that factor. Slower only: a window holds no samples past
+    # its end. Training AF is mostly fast (README, "Slow AF").
+    stretch_prob: float = 0.0
+    stretch: tuple[float, float] = (0.7, 1.0)
 
 
 @dataclass
@@ -196,6 +201,7 @@ CHOICES = {
 }
 AUGMENT_RANGES = {
     "noise_prob": (float, 0.0, 1.0), "invert_prob": (float, 0.0, 1.0), "wander_prob": (float, 0.0, 1.0),
+    "stretch_prob": (float, 0.0, 1.0), "stretch": (tuple, 0.25, 1.0),
     "wander_mv": (float, 0.0, 100.0), "offset_mv": (float, 0.0, 1000.0),
     "snr_db": (tuple, -40.0, 100.0), "scale": (tuple, 1e-3, 1e3), "wander_hz": (tuple, 1e-3, 100.0),
 }
