@@ -1,4 +1,4 @@
-"""R-peak detectors against the MITDB reference beats (the table in monitor/beats.py and the README).
+"""R-peak detectors against the MITDB reference beats (the table in windows/beats.py and the README).
 
     python scripts/beat_detection.py [--methods used,kalidas2017,neurokit]
 
@@ -17,7 +17,7 @@ import numpy as np
 import wfdb
 
 from tinyrhythm.datasets.base import data_root
-from tinyrhythm.monitor.beats import TOLERANCE_S, detect_beats
+from tinyrhythm.windows.beats import TOLERANCE_S, detect_beats
 
 BEATS = set("NLRBAaJSVrFejnE/fQ?")
 

@@ -12,7 +12,7 @@ import wfdb
 from conftest import DATA, assert_one_line_error, run_cli
 from tinyrhythm import samples
 from tinyrhythm.monitor import monitor
-from tinyrhythm.monitor.beats import detect_beats
+from tinyrhythm.windows.beats import detect_beats
 from tinyrhythm.monitor.episodes import Episode
 from tinyrhythm.monitor.holter import clock, holter_summary, rr_intervals
 

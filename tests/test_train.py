@@ -176,7 +176,7 @@ def test_stretch_slows_real_ecg_down():
     the original's amplitude range, and is left exactly as it was where not drawn."""
     import wfdb
 
-    from tinyrhythm.monitor.beats import detect_beats
+    from tinyrhythm.windows.beats import detect_beats
     from tinyrhythm.train.augment import stretch
     from tinyrhythm.windows.resample import resample
 
@@ -191,3 +191,28 @@ def test_stretch_slows_real_ecg_down():
     assert before > 30 and abs(after / before - 0.7) < 0.06, (before, after)
     assert slow.min() >= w.min() and slow.max() <= w.max()
     assert torch.equal(stretch(w, (0.6, 1.0), 0.0, u), w)
+
+
+def test_slow_af_weight_draws_slow_af_more_and_keeps_the_balance(small_store, tmp_path):
+    """Real CinC AF windows slower than 80 bpm are drawn three times as often as faster ones,
+    every class's total share unchanged; a training config with the setting runs and records it."""
+    from tinyrhythm.train.config import SLOW_AF_BPM
+    from tinyrhythm.windows.store import WindowStore
+
+    ws = WindowStore(small_store)
+    w = ws.sample_weights("train")
+    af = ws.classes.index("A")
+    w3 = ws.slow_weights(w, "train", af, 3.0, SLOW_AF_BPM)
+    y = ws.labels[ws.indices("train")]
+    for c in range(len(ws.classes)):
+        assert w3[y == c].sum() == pytest.approx(w[y == c].sum())
+    mine = np.flatnonzero(y == af)
+    slow = ws.window_rates(ws.indices("train")[mine]) < SLOW_AF_BPM
+    assert 0 < slow.sum() < len(slow)
+    gain = w3[mine] / w[mine]
+    assert np.allclose(gain[slow] / gain[~slow].mean(), 3.0) and np.allclose(gain[~slow], gain[~slow][0])
+    assert np.array_equal(w3[y != af], w[y != af])
+
+    (tmp_path / "cfg.json").write_text(json.dumps({"task": "cinc2017", "slow_af_weight": 3.0}))
+    _train(small_store, tmp_path / "run", "--config", tmp_path / "cfg.json")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["slow_af_weight"] == 3.0

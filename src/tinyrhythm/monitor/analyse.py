@@ -21,7 +21,7 @@ from ..runtime import LoadedModel, load_model
 from ..onepass import OnePassClassifier
 from ..streaming import StreamingClassifier
 from ..windows.resample import ratio, resample
-from .beats import detect_beats
+from ..windows.beats import detect_beats
 from .episodes import UNREADABLE, Episode, burden, class_rhythms, merge_short, runs, smooth
 from .holter import holter_summary, rr_intervals
 from .quality import unreadable_mask
@@ -40,7 +40,7 @@ class MonitorConfig:
     min_duration_s: float = 30.0
     max_unreadable: float = 0.5  # window or segment share of unreadable samples that makes it UNREADABLE
     chunk_s: float = 600.0  # ~290 windows per model call at the default hop: near the fastest batch on one core
-    beats: bool = True  # R peaks, heart rate, RR intervals and pauses (monitor.beats, monitor.holter)
+    beats: bool = True  # R peaks, heart rate, RR intervals and pauses (windows.beats, monitor.holter)
     # "onepass": the trunk once over the recording (tinyrhythm.onepass, ~3x faster at the
     # default hop); "windows": every window classified alone; "auto": the model card's
     # `monitor_engine` (chosen per model by its agreement with the window path, README

@@ -17,6 +17,8 @@ from ..windows.labelling import WindowConfig
 from ..windows.schema import BuildConfig
 from ..windows.store import WindowStore
 
+SLOW_AF_BPM = 80.0  # below it validation AF recall falls from 61-86 % to 35 % (README, "Slow AF")
+
 
 @dataclass
 class AugmentConfig:
@@ -49,6 +51,10 @@ class TrainConfig:
     # 0 every dataset equal, 1 windows pooled, 0.5 between, so that a source with a handful of
     # windows of a class is not repeated thousands of times per epoch.
     dataset_size_power: float = 0.0
+    # AF windows with a ventricular rate below SLOW_AF_BPM (R peaks of the stored window) drawn this
+    # many times as often as faster ones, the AF class's share unchanged: training AF is mostly
+    # fast, and slow AF (rate-controlled patients) is what the models miss (README, "Slow AF").
+    slow_af_weight: float = 1.0
     lead: str | None = None  # lead of the multi-lead databases: index, name, or "both" (two views of one patient)
     conditioning: str = "none"  # input conditioning inside the model: "none" or "window" (models/cnn.py)
     # After training, fold per-class logit offsets chosen on validation macro F1 into the head
@@ -193,6 +199,7 @@ RANGES = {
     "min_pad_fraction": (float, 0.0, 1.0), "label_smoothing": (float, 0.0, 0.99), "dropout": (float, 0.0, 0.99),
     "kd_alpha": (float, 0.0, 1.0), "kd_temperature": (float, 1e-3, 1e3), "balanced": (bool, None, None),
     "prior_correction": (bool, None, None), "dataset_size_power": (float, 0.0, 1.0),
+    "slow_af_weight": (float, 0.0, 1000.0),
 }
 CHOICES = {
     "optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"), "split_by": ("patient", "record"),

@@ -33,7 +33,7 @@ from ..windows.cache import ensure_store
 from ..paths import write_json_atomic
 from ..windows.store import WindowStore
 from .augment import Augmenter
-from .config import TrainConfig
+from .config import SLOW_AF_BPM, TrainConfig
 from .distill import check_settings, distillation_loss, load_teacher
 
 def _dist_info() -> tuple[int, int]:
@@ -179,6 +179,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
 
     counts = store.class_counts("train")
     weights = store.sample_weights("train", cfg.dataset_weights, cfg.dataset_size_power)
+    if cfg.slow_af_weight != 1.0:
+        task = get_task(cfg.task)
+        weights = store.slow_weights(weights, "train", store.classes.index(task.label_map["AFIB"]), cfg.slow_af_weight,
+                                     SLOW_AF_BPM)
     loss_weight = None
     if not cfg.balanced:
         w = counts.sum() / np.maximum(counts, 1) / len(counts)

@@ -13,6 +13,7 @@ from ..datasets.split import SPLITS
 from ..errors import DataError, TinyRhythmError
 # The names scripts import from here since before the split into schema, build and reader.
 from ..paths import write_json_atomic  # noqa: F401
+from .beats import detect_beats
 from .build import build_store, merge_store  # noqa: F401
 from .schema import BuildConfig  # noqa: F401
 
@@ -165,6 +166,27 @@ class WindowStore:
         share = np.divide(share, share.sum(1, keepdims=True), out=np.zeros_like(share), where=share.sum(1, keepdims=True) > 0)
         per_cd = np.divide(share, n_cd, out=np.zeros_like(share), where=n_cd > 0)
         return per_cd[labels, ds]
+
+    def window_rates(self, idx: np.ndarray) -> np.ndarray:
+        """Ventricular rate of each window in beats per minute: its R peaks (windows.beats) over
+        its duration. A few ms a window, so computed for the windows asked for, not stored."""
+        x, _ = self.batch(idx)
+        return np.array([60.0 * len(detect_beats(w, self.fs)) * self.fs / len(w) for w in x])
+
+    def slow_weights(self, weights: np.ndarray, split: str, cls: int, factor: float, bpm: float) -> np.ndarray:
+        """`weights` (`sample_weights` of the split) with the class `cls` windows slower than `bpm`
+        drawn `factor` times as often as its faster ones, within each dataset; every dataset's
+        share of the class, and so the class balance, unchanged."""
+        idx = self.indices(split)
+        ds = self.dataset_index()[0][idx]
+        mine = np.flatnonzero(self.labels[idx] == cls)
+        slow = self.window_rates(idx[mine]) < bpm
+        out = weights.astype(np.float64).copy()
+        for d in np.unique(ds[mine]):
+            k = mine[ds[mine] == d]
+            w = out[k] * np.where(slow[ds[mine] == d], factor, 1.0)
+            out[k] = w * out[k].sum() / w.sum() if w.sum() > 0 else out[k]
+        return out
 
     def torch_dataset(self, split: str):
         """A torch Dataset over one split, reading windows from the memory map."""
