@@ -1,5 +1,6 @@
 """Training-time augmentation on batches: time stretch, NSTDB noise at random SNR, amplitude
-scaling and polarity, baseline wander, DC offset. Everything draws from one torch Generator so runs repeat exactly."""
+scaling and polarity, baseline wander, DC offset. Everything draws from one torch Generator so
+runs repeat exactly."""
 
 from __future__ import annotations
 
