@@ -1,0 +1,89 @@
+"""Would 30 s of RR context help the network? A grouped cross-validation on validation windows.
+
+    python scripts/rr_context.py RUN
+
+For the validation windows of MITDB, AFTDB, AFPDB and CinC 2017 (every validation AF window):
+the run's logits, and RR features of the 30 s around each window's centre (a CinC record: the
+whole record), R peaks from `windows.beats` on the record at its own rate: median relative
+successive RR difference, share of differences over 10 %, log mean rate. Two class-balanced
+logistic regressions, on the logits alone and on logits + RR features, scored out of fold
+(5 folds grouped by record), each with its best logit offsets (the same search for both).
+Prints macro / per-class F1 and AF recall by context rate band: the README's "Slow AF".
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GroupKFold
+
+from tinyrhythm.datasets import open_dataset
+from tinyrhythm.datasets.split import assign_split
+from tinyrhythm.evaluate.scoring import eval_indices, predict_logits
+from tinyrhythm.runtime import load_model
+from tinyrhythm.train.config import training_store
+from tinyrhythm.windows.beats import detect_beats
+
+DATASETS = ("mitdb", "aftdb", "afpdb", "cinc2017")
+CONTEXT_S = 15.0  # each side of a window's centre
+
+
+@functools.cache
+def record_beats(dataset: str) -> dict[str, np.ndarray]:
+    """R-peak times (s) of every validation record of a dataset (lead 0), by record name."""
+    ds = open_dataset(dataset, lead=None if dataset == "cinc2017" else 0)
+    return {r.record_id.split(":")[0]: detect_beats(r.signal, r.fs) / r.fs
+            for p in ds.patients() if assign_split(p) == "val" for r in ds.records(p)}
+
+
+def rr_features(t: np.ndarray) -> np.ndarray:
+    if len(t) < 5:
+        return np.zeros(4, np.float32)
+    rr = np.diff(t)
+    d = np.abs(np.diff(rr)) / rr[1:]
+    return np.array([np.median(d), np.mean(d > 0.1), np.log(60 / rr.mean()), 1.0], np.float32)
+
+
+def main(run: str) -> None:
+    torch.set_num_threads(1)
+    lm = load_model(run)
+    ws = training_store(lm)
+    ds, names = ws.dataset_index()
+    idx = eval_indices(ws, "val")
+    idx = idx[np.isin(np.array(names)[ds[idx]], DATASETS)]
+    logits, y = predict_logits(lm.model, ws, idx, "cpu"), ws.labels[idx].astype(int)
+    rec_names, keys, starts = ws.record_names(), ws.record_keys(), ws.starts()
+    feats, groups = [], []
+    for i in idx:
+        name, base = names[ds[i]], rec_names[keys[i]].split(":")[0]
+        t = record_beats(name)[base]
+        c = (starts[i] + ws.window_length // 2) / ws.fs
+        feats.append(rr_features(t if name == "cinc2017" else t[(t >= c - CONTEXT_S) & (t <= c + CONTEXT_S)]))
+        groups.append(f"{name}/{base}")
+    feats = np.stack(feats)
+    rate = np.exp(feats[:, 2])
+    print(f"{len(idx):,} validation windows ({', '.join(DATASETS)}), AF {int((y == 1).sum()):,}")
+    for label, x in (("logits", logits), ("logits + RR context", np.hstack([logits, feats]))):
+        oof = np.zeros((len(y), 3))
+        for tr, te in GroupKFold(5).split(x, y, groups):
+            model = LogisticRegression(max_iter=3000, class_weight="balanced").fit(x[tr], y[tr])
+            oof[te] = model.predict_log_proba(x[te])
+        grid = np.arange(-6, 1.01, 0.5)
+        _, a, b = max((f1_score(y, (oof + [0, a, b]).argmax(1), average="macro"), a, b) for a in grid for b in grid)
+        p = (oof + [0, a, b]).argmax(1)
+        f = f1_score(y, p, labels=[0, 1, 2], average=None, zero_division=0)
+        bands = []
+        for lo, hi in ((0, 80), (80, 100), (100, 400)):
+            af = (y == 1) & (feats[:, 3] > 0) & (rate >= lo) & (rate < hi)
+            bands.append(f"{lo}-{hi} bpm {np.mean(p[af] == 1):.3f} ({int(af.sum())})")
+        print(f"{label}: macro F1 {f.mean():.3f}, AF {f[1]:.3f}, normal {f[0]:.3f}, noise {f[2]:.3f}; "
+              f"AF recall {', '.join(bands)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
