@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinyrhythm.datasets import load_noise, open_dataset
+from tinyrhythm.datasets import DATASETS, load_noise, open_dataset
 from tinyrhythm.datasets.nstdb import FS as NSTDB_FS
 from tinyrhythm.runtime import load_model
 from tinyrhythm.monitor.analyse import MonitorConfig, monitor
@@ -32,6 +32,7 @@ from tinyrhythm.monitor.evaluate import evaluate_episodes, reference_episodes
 from tinyrhythm.evaluate.scoring import dataset_reports, predict_proba
 from tinyrhythm.windows.resample import resample
 from tinyrhythm.datasets.split import assign_split
+from tinyrhythm.datasets.wfdb_rhythm import WfdbRhythmDatabase
 from tinyrhythm.windows.store import WindowStore
 
 LONG = ("mitdb", "cpsc2021", "aftdb", "afpdb")
@@ -75,7 +76,8 @@ def _score(lm, signal: np.ndarray, fs: float, zones, tmp: Path, engine: str | No
 
 
 def test_records(name: str, split: str = "test"):
-    ds = open_dataset(name, lead=0)
+    """Every record of a dataset's split (lead 0 of a multi-lead database)."""
+    ds = open_dataset(name, lead=0 if issubclass(DATASETS[name], WfdbRhythmDatabase) else None)
     for patient in ds.patients():
         if assign_split(patient) == split:
             yield from ds.records(patient)

@@ -37,11 +37,11 @@ def rate_figures(run: str, split: str) -> dict:
     idx = eval_indices(ws, split)
     y, p = ws.labels[idx].astype(int), predict_proba(lm.model, ws, idx, "cpu").argmax(1)
     hr = window_rates(str(ws.path), split)
-    af, other = ws.classes.index("arrhythmia"), ws.classes.index("noise")
+    af, noise = ws.classes.index("arrhythmia"), ws.classes.index("noise")
     out = {}
     for lo, hi in zip(BANDS[:-1], BANDS[1:]):
         band = (hr >= lo) & (hr < hi)
-        is_af, non_af = band & (y == af), band & (y != af) & (y != other)
+        is_af, non_af = band & (y == af), band & (y != af) & (y != noise)
         out[(lo, hi)] = (float(np.mean(p[is_af] == af)) if is_af.any() else None, int(is_af.sum()),
                          float(np.mean(p[non_af] == af)) if non_af.any() else None, int(non_af.sum()))
     return out

@@ -23,9 +23,9 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupKFold
+from cross_dataset import test_records  # scripts/ is on the path of a script run from it
+from rr_irregularity import relative_changes
 
-from tinyrhythm.datasets import open_dataset
-from tinyrhythm.datasets.split import assign_split
 from tinyrhythm.evaluate.scoring import eval_indices, predict_logits
 from tinyrhythm.runtime import load_model
 from tinyrhythm.train.config import training_store
@@ -38,16 +38,14 @@ CONTEXT_S = 15.0  # each side of a window's centre
 @functools.cache
 def record_beats(dataset: str, split: str) -> dict[str, np.ndarray]:
     """R-peak times (s) of every record of a dataset's split (lead 0), by record name."""
-    ds = open_dataset(dataset, lead=None if dataset == "cinc2017" else 0)
-    return {r.record_id.split(":")[0]: detect_beats(r.signal, r.fs) / r.fs
-            for p in ds.patients() if assign_split(p) == split for r in ds.records(p)}
+    return {r.record_id.split(":")[0]: detect_beats(r.signal, r.fs) / r.fs for r in test_records(dataset, split)}
 
 
 def rr_features(t: np.ndarray) -> np.ndarray:
     if len(t) < 5:
         return np.zeros(4, np.float32)
     rr = np.diff(t)
-    d = np.abs(np.diff(rr)) / rr[1:]
+    d = relative_changes(rr)
     return np.array([np.median(d), np.mean(d > 0.1), np.log(60 / rr.mean()), 1.0], np.float32)
 
 

@@ -16,29 +16,28 @@ import argparse
 
 import numpy as np
 
-from tinyrhythm.datasets import open_dataset
-from tinyrhythm.datasets.split import assign_split
+from cross_dataset import test_records  # scripts/ is on the path of a script run from it
+
 from tinyrhythm.windows.beats import detect_beats
 
 QUANTILES = (0.05, 0.1, 0.5, 0.9, 0.95)
 AF = {"AFIB", "AFL"}
 
 
+def relative_changes(rr: np.ndarray) -> np.ndarray:
+    """|RR[i+1] - RR[i]| / RR[i+1]: beat-to-beat irregularity, free of the rate."""
+    return np.abs(np.diff(rr)) / rr[1:]
+
+
 def contexts(name: str, split: str, n: int) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"AF": [], "non-AF": []}
-    ds = open_dataset(name, lead=0)
-    for patient in ds.patients():
-        if assign_split(patient) != split:
-            continue
-        for rec in ds.records(patient):
-            beats = detect_beats(rec.signal, rec.fs)
-            rr = np.diff(beats) / rec.fs
-            for j in range(0, len(rr) - n, 5):
-                a, b = beats[j], beats[j + n]
-                zone = [z for z in rec.zones if z.start <= a and b <= z.end]
-                if zone:
-                    c = rr[j : j + n]
-                    out["AF" if zone[0].label in AF else "non-AF"].append(float(np.median(np.abs(np.diff(c)) / c[1:])))
+    for rec in test_records(name, split):
+        beats = detect_beats(rec.signal, rec.fs)
+        rr = np.diff(beats) / rec.fs
+        for j in range(0, len(rr) - n, 5):
+            zone = [z for z in rec.zones if z.start <= beats[j] and beats[j + n] <= z.end]
+            if zone:
+                out["AF" if zone[0].label in AF else "non-AF"].append(float(np.median(relative_changes(rr[j : j + n]))))
     return out
 
 

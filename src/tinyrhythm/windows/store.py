@@ -183,8 +183,9 @@ class WindowStore:
         slow = self.window_rates(idx[mine]) < bpm
         out = weights.astype(np.float64).copy()
         for d in np.unique(ds[mine]):
-            k = mine[ds[mine] == d]
-            w = out[k] * np.where(slow[ds[mine] == d], factor, 1.0)
+            sel = ds[mine] == d
+            k = mine[sel]
+            w = out[k] * np.where(slow[sel], factor, 1.0)
             out[k] = w * out[k].sum() / w.sum() if w.sum() > 0 else out[k]
         return out
 
