@@ -66,10 +66,10 @@ def pooled(rows: list[dict]) -> dict:
     }
 
 
-def _score(lm, signal: np.ndarray, fs: float, zones, tmp: Path, engine: str | None = None) -> dict:
+def _score(lm, signal: np.ndarray, fs: float, zones, tmp: Path, cfg: MonitorConfig | None = None) -> dict:
     path = tmp / "rec.npy"
     np.save(path, signal.astype(np.float32), allow_pickle=False)
-    res = monitor(path, lm, fs=fs, cfg=MonitorConfig(engine=engine) if engine else None)
+    res = monitor(path, lm, fs=fs, cfg=cfg)
     ev = evaluate_episodes(res, reference_episodes(zones, fs))
     ev["non_af_h"] = (ev["reference_rhythm_s"] - ev["af_tp_s"] - ev["af_fn_s"]) / 3600
     return ev
@@ -83,10 +83,10 @@ def test_records(name: str, split: str = "test"):
             yield from ds.records(patient)
 
 
-def long_records(lm, tmp: Path, split: str = "test", engine: str | None = None) -> dict:
+def long_records(lm, tmp: Path, split: str = "test", cfg: MonitorConfig | None = None) -> dict:
     out = {}
     for name in LONG:
-        rows = [_score(lm, r.signal, r.fs, r.zones, tmp, engine) for r in test_records(name, split)]
+        rows = [_score(lm, r.signal, r.fs, r.zones, tmp, cfg) for r in test_records(name, split)]
         if rows:
             out[name] = pooled(rows)
     return out

@@ -7,6 +7,7 @@ report the chosen setting on `--split test` only.
 
     python scripts/monitor_smoothing.py --split val --seeds 0 1 2
     python scripts/monitor_smoothing.py --split test --seeds 0 1 2 --only default
+    python scripts/monitor_smoothing.py --model rhythm-cnn3-int8 --only default --rr-context off
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--only", choices=("default",), default=None, help="just the default MonitorConfig")
+    ap.add_argument("--rr-context", choices=("on", "off"), default="on",
+                    help="the model card's RR context fusion (MonitorConfig.rr_context)")
     ap.add_argument("--data", default=os.environ.get("TINYRHYTHM_DATA", "../shared/data"))
     args = ap.parse_args()
     lm = load_model(args.model)
@@ -47,7 +50,8 @@ def main() -> None:
         print("| hop s | smoothing | min episode s | AF F1 (duration) | episode Se | episode PPV | abs burden error "
               "| false AF min/h |\n|---|---|---|---|---|---|---|---|")
         for hop, sm, w, stay, md in grid:
-            cfg = MonitorConfig(hop_s=hop, smoothing=sm, smooth_width=w, hmm_stay=stay, min_duration_s=md)
+            cfg = MonitorConfig(hop_s=hop, smoothing=sm, smooth_width=w, hmm_stay=stay, min_duration_s=md,
+                                rr_context=args.rr_context == "on")
             ev = []
             for rec in recs:
                 r = monitor(rec, lm, cfg=cfg)

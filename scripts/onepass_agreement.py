@@ -102,7 +102,7 @@ def validation(names: list[str]) -> None:
         lm = load_model(name)
         for engine in ("windows", "onepass"):
             with tempfile.TemporaryDirectory() as d:
-                res = long_records(lm, Path(d), split="val", engine=engine)
+                res = long_records(lm, Path(d), split="val", cfg=MonitorConfig(engine=engine))
             for ds, r in res.items():
                 print(f"{name:<18} {engine:<8} {ds:<9} " + " ".join(f"{'' if r[k] is None else r[k]:>22}" for k in keys),
                       flush=True)

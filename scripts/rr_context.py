@@ -1,22 +1,26 @@
-"""Would 30 s of RR context help the network? A grouped cross-validation on validation windows.
+"""RR context weighed with a model's window probabilities: measured, then fitted into its card.
 
-    python scripts/rr_context.py RUN [--test]
+    python scripts/rr_context.py MODEL [MODEL ...] [--test] [--write]
 
 For the validation windows of MITDB, AFTDB, AFPDB and CinC 2017 (every validation AF window):
-the run's logits, and RR features of the 30 s around each window's centre (a CinC record: the
-whole record), R peaks from `windows.beats` on the record at its own rate: median relative
-successive RR difference, share of differences over 10 %, log mean rate. Two class-balanced
-logistic regressions, on the logits alone and on logits + RR features, scored out of fold
-(5 folds grouped by record), each with its best logit offsets (the same search for both).
-Prints macro / per-class F1 (and the run's own) and AF recall by context rate band: the README's
-"Slow AF". --test then fits both on all validation windows, keeps the offsets chosen above, and
-scores the test split's windows (measured after the validation figures, not used to choose).
+the model's log-probabilities, and the RR features of `runtime.rr_context` from the 30 s around
+each window's centre (as much of it as a short CinC record has), R peaks from `windows.beats` on
+the record at its own rate, as the monitor and `predict` find them. Two class-balanced logistic regressions, on
+the log-probabilities alone and with the RR features, scored out of fold (5 folds grouped by
+record), each with its best decision offsets (the same search for both). Prints macro / per-class
+F1 (and the model's own), AF recall by context rate band, and CinC 2017 records as `predict`
+decides them (mean window probability): the README's "Slow AF" and "RR context". --write fits the fusion on all validation windows, keeps the offsets
+chosen out of fold, and writes it into the model's card as `rr_context` (a zoo card, or a run's
+config.json), which `monitor` then applies. --test scores that fit on the test split's windows
+afterwards (measured after the choice, not used to make it).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,15 +28,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupKFold
 from cross_dataset import test_records  # scripts/ is on the path of a script run from it
-from rr_irregularity import relative_changes
 
-from tinyrhythm.evaluate.scoring import eval_indices, predict_logits
+from tinyrhythm.evaluate.scoring import eval_indices, predict_proba
+from tinyrhythm.paths import write_atomic
 from tinyrhythm.runtime import load_model
+from tinyrhythm.runtime.rr_context import RRContext, context_features, model_inputs
 from tinyrhythm.train.config import training_store
 from tinyrhythm.windows.beats import detect_beats
 
 DATASETS = ("mitdb", "aftdb", "afpdb", "cinc2017")
 CONTEXT_S = 15.0  # each side of a window's centre
+GRID = np.arange(-6, 1.01, 0.5)
 
 
 @functools.cache
@@ -41,28 +47,32 @@ def record_beats(dataset: str, split: str) -> dict[str, np.ndarray]:
     return {r.record_id.split(":")[0]: detect_beats(r.signal, r.fs) / r.fs for r in test_records(dataset, split)}
 
 
-def rr_features(t: np.ndarray) -> np.ndarray:
-    if len(t) < 5:
-        return np.zeros(4, np.float32)
-    rr = np.diff(t)
-    d = relative_changes(rr)
-    return np.array([np.median(d), np.mean(d > 0.1), np.log(60 / rr.mean()), 1.0], np.float32)
-
-
-def split_inputs(lm, ws, split: str):
-    """(logits, labels, RR features, record groups) of a split's windows of DATASETS."""
+@functools.cache
+def split_features(ws, split: str):
+    """(window indices, RR features, record groups) of a split's windows of DATASETS."""
     ds, names = ws.dataset_index()
     idx = eval_indices(ws, split)
     idx = idx[np.isin(np.array(names)[ds[idx]], DATASETS)]
     rec_names, keys, starts = ws.record_names(), ws.record_keys(), ws.starts()
-    feats, groups = [], []
-    for i in idx:
+    feats, groups = np.zeros((len(idx), 4), np.float32), []
+    for k, i in enumerate(idx):
         name, base = names[ds[i]], rec_names[keys[i]].split(":")[0]
-        t = record_beats(name, split)[base]
-        c = (starts[i] + ws.window_length // 2) / ws.fs
-        feats.append(rr_features(t if name == "cinc2017" else t[(t >= c - CONTEXT_S) & (t <= c + CONTEXT_S)]))
+        centre = (starts[i] + ws.window_length / 2) / ws.fs
+        feats[k] = context_features(record_beats(name, split)[base], np.array([centre]), CONTEXT_S)[0]
         groups.append(f"{name}/{base}")
-    return predict_logits(lm.model, ws, idx, "cpu"), ws.labels[idx].astype(int), np.stack(feats), groups
+    return idx, feats, np.array(groups)
+
+
+def records(label: str, y: np.ndarray, probs: np.ndarray, groups: np.ndarray) -> str:
+    """CinC 2017 records decided by their mean window probability, as `predict` decides them."""
+    cinc = np.char.startswith(groups.astype(str), "cinc2017/")
+    uniq, inv = np.unique(groups[cinc], return_inverse=True)
+    mean = np.zeros((len(uniq), probs.shape[1]))
+    np.add.at(mean, inv, probs[cinc])
+    y_rec = np.zeros(len(uniq), int)
+    y_rec[inv] = y[cinc]
+    f = f1_score(y_rec, mean.argmax(1), labels=[0, 1, 2], average=None, zero_division=0)
+    return f"{label}: {len(uniq):,} CinC records, macro F1 {f.mean():.3f}, AF {f[1]:.3f}, normal {f[0]:.3f}, noise {f[2]:.3f}"
 
 
 def line(label: str, y: np.ndarray, p: np.ndarray, feats: np.ndarray | None = None) -> str:
@@ -77,33 +87,63 @@ def line(label: str, y: np.ndarray, p: np.ndarray, feats: np.ndarray | None = No
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("run")
-    ap.add_argument("--test", action="store_true", help="then fit on all validation windows and score the test split")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    lm = load_model(args.run)
+def fit(x: np.ndarray, y: np.ndarray) -> LogisticRegression:
+    return LogisticRegression(max_iter=3000, class_weight="balanced").fit(x, y)
+
+
+def write_card(lm, fusion: RRContext, n: int) -> Path:
+    path = Path(lm.card.card_path)
+    card = json.loads(path.read_text())
+    card["rr_context"] = fusion.to_card(fitted_on=f"{n:,} validation windows of {', '.join(DATASETS)}",
+                                        fitted_by="scripts/rr_context.py --write")
+    write_atomic(path, json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def measure(model: str, test: bool, write: bool) -> None:
+    lm = load_model(model)
     ws = training_store(lm)
-    logits, y, feats, groups = split_inputs(lm, ws, "val")
-    print(f"{len(y):,} validation windows ({', '.join(DATASETS)}), AF {int((y == 1).sum()):,}")
-    print(line("the run as shipped", y, logits.argmax(1)))
-    test = split_inputs(lm, ws, "test") if args.test else None
-    if test is not None:
-        print(line("test, the run as shipped", test[1], test[0].argmax(1)))
-    for label, with_rr in (("logits", False), ("logits + RR context", True)):
-        x = np.hstack([logits, feats]) if with_rr else logits
+    idx, feats, groups = split_features(ws, "val")
+    probs, y = predict_proba(lm.model, ws, idx, "cpu"), ws.labels[idx].astype(int)
+    print(f"{model}: {len(y):,} validation windows ({', '.join(DATASETS)}), AF {int((y == 1).sum()):,}")
+    print(line("  as shipped", y, probs.argmax(1)))
+    print(records("  as shipped", y, probs, groups))
+    if test:
+        t_idx, t_feats, t_groups = split_features(ws, "test")
+        t_probs, t_y = predict_proba(lm.model, ws, t_idx, "cpu"), ws.labels[t_idx].astype(int)
+        print(line("  test, as shipped", t_y, t_probs.argmax(1)))
+        print(records("  test, as shipped", t_y, t_probs, t_groups))
+    for label, with_rr in (("log-probabilities", False), ("log-probabilities + RR context", True)):
+        f = feats if with_rr else np.zeros_like(feats)  # zeros: the same regression without the RR inputs
+        x = model_inputs(probs, f)
         oof = np.zeros((len(y), 3))
         for tr, te in GroupKFold(5).split(x, y, groups):
-            model = LogisticRegression(max_iter=3000, class_weight="balanced").fit(x[tr], y[tr])
-            oof[te] = model.predict_log_proba(x[te])
-        grid = np.arange(-6, 1.01, 0.5)
-        _, a, b = max((f1_score(y, (oof + [0, a, b]).argmax(1), average="macro"), a, b) for a in grid for b in grid)
-        print(line(label, y, (oof + [0, a, b]).argmax(1), feats))
-        if test is not None:  # fitted on validation alone, its offsets the ones chosen above
-            model = LogisticRegression(max_iter=3000, class_weight="balanced").fit(x, y)
-            xt = np.hstack([test[0], test[2]]) if with_rr else test[0]
-            print(line(f"test, {label}", test[1], (model.predict_log_proba(xt) + [0, a, b]).argmax(1), test[2]))
+            oof[te] = fit(x[tr], y[tr]).predict_log_proba(x[te])
+        _, a, b = max((f1_score(y, (oof + [0, a, b]).argmax(1), average="macro"), a, b) for a in GRID for b in GRID)
+        print(line(f"  {label} (out of fold)", y, (oof + [0, a, b]).argmax(1), feats))
+        fused = np.exp(oof + [0, a, b])
+        print(records(f"  {label} (out of fold)", y, fused / fused.sum(1, keepdims=True), groups))
+        if not with_rr or not (test or write):
+            continue
+        reg = fit(x, y)
+        fusion = RRContext(reg.coef_, reg.intercept_, np.array([0.0, a, b]), CONTEXT_S)
+        if test:
+            t_fused = fusion.probabilities(t_probs, t_feats)
+            print(line("  test, fitted on validation", t_y, t_fused.argmax(1), t_feats))
+            print(records("  test, fitted on validation", t_y, t_fused, t_groups))
+        if write:
+            print(f"  wrote rr_context into {write_card(lm, fusion, len(y))}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--test", action="store_true", help="score the fit on the test split afterwards")
+    ap.add_argument("--write", action="store_true", help="write the fusion fitted on validation into the card")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    for model in args.models:
+        measure(model, args.test, args.write)
 
 
 if __name__ == "__main__":

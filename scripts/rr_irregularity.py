@@ -18,15 +18,11 @@ import numpy as np
 
 from cross_dataset import test_records  # scripts/ is on the path of a script run from it
 
+from tinyrhythm.runtime.rr_context import relative_changes
 from tinyrhythm.windows.beats import detect_beats
 
 QUANTILES = (0.05, 0.1, 0.5, 0.9, 0.95)
 AF = {"AFIB", "AFL"}
-
-
-def relative_changes(rr: np.ndarray) -> np.ndarray:
-    """|RR[i+1] - RR[i]| / RR[i+1]: beat-to-beat irregularity, free of the rate."""
-    return np.abs(np.diff(rr)) / rr[1:]
 
 
 def contexts(name: str, split: str, n: int) -> dict[str, list[float]]:

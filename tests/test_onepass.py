@@ -84,7 +84,7 @@ def test_monitor_engine_and_fallbacks(int8, tmp_path):
     # A hop that is no multiple of the trunk's stride (62 samples) falls back, and says so.
     r = monitor(rec, int8, cfg=MonitorConfig(hop_s=1.0, beats=False))
     assert any("windows engine used" in n for n in r.notes)
-    r = monitor(rec, int8, cfg=MonitorConfig(beats=False))
+    r = monitor(rec, int8, cfg=MonitorConfig(beats=False, rr_context=False))  # no beats, no RR context: no note
     assert r.engine == "onepass" and r.to_json()["engine"] == "onepass" and not r.notes
     # "auto" follows the card: rhythm-cnn1's one-pass decisions agree too little with its windows.
     assert monitor(rec, "rhythm-cnn1", cfg=MonitorConfig(beats=False)).engine == "windows"

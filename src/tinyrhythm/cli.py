@@ -236,6 +236,7 @@ def cmd_monitor(args) -> int | None:
     if args.jobs < 1:
         raise TinyRhythmError(f"--jobs must be at least 1, got {args.jobs}")
     cfg = MonitorConfig(smoothing=args.smoothing, min_duration_s=args.min_duration, engine=args.engine, invert=args.invert,
+                        rr_context=args.rr_context,
                         **({"hop_s": args.hop} if args.hop is not None else {}))
     if len(args.record) > 1 or Path(args.record[0]).is_dir():
         return _monitor_many(args, cfg)
@@ -336,7 +337,7 @@ def cmd_report(args) -> None:
     check_output_file(args.out)
     torch_threads(args.threads)
     out = report(args.target, args.out, model=args.model, reference=args.reference, study=args.study, fs=args.fs,
-                 lead=args.lead, invert=args.invert)
+                 lead=args.lead, invert=args.invert, rr_context=args.rr_context)
     print(f"wrote {out}")
     if args.pdf:
         from .report import print_pdf
@@ -455,6 +456,12 @@ def cmd_zoo_list(args) -> None:
 def _add_invert_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--invert", action="store_true", help="the lead is reversed (swapped electrodes, patch upside down): "
                    "negate the signal first")
+
+
+def _add_rr_context_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-rr-context", dest="rr_context", action="store_false",
+                   help="decide on the network's window probabilities alone, without weighing the RR irregularity "
+                        "and rate of the 30 s around each window (the model card's `rr_context`)")
 
 
 def _add_train_options(p: argparse.ArgumentParser, out_required: bool = True) -> None:
@@ -603,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
     p.add_argument("--lead", default=None, help="lead index or name of a multi-lead record (default: the first)")
     _add_invert_option(p)
+    _add_rr_context_option(p)
     p.add_argument("--hop", type=float, default=None, help="seconds between window decisions (default 2.048)")
     p.add_argument("--smoothing", default="hmm", choices=("none", "mean", "hmm"))
     p.add_argument("--engine", default="auto", choices=("auto", "onepass", "windows"),
@@ -639,6 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
     p.add_argument("--lead", default=None, help="lead index or name (default: the first)")
     _add_invert_option(p)
+    _add_rr_context_option(p)
     p.add_argument("--pdf", action="store_true", help="also print the page to PDF (beside --out) with headless Chromium")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_report)

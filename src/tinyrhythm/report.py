@@ -221,7 +221,7 @@ def run_report(run: Path, study=None) -> str:
 
 
 def report(target: str | os.PathLike, out: str | os.PathLike, model: str = DEFAULT_RHYTHM_MODEL, reference: str | None = None,
-           study=None, fs=None, lead=None, invert: bool = False) -> Path:
+           study=None, fs=None, lead=None, invert: bool = False, rr_context: bool = True) -> Path:
     check_output_file(out)  # before the work, not after it
     p = Path(target)
     if p.is_dir() and (p / "config.json").is_file():
@@ -229,7 +229,7 @@ def report(target: str | os.PathLike, out: str | os.PathLike, model: str = DEFAU
     elif p.is_dir():
         raise DataError(p, "neither a run folder (config.json) nor a recording")
     else:
-        page = record_report(p, model, reference, study, fs, lead, cfg=MonitorConfig(invert=invert))
+        page = record_report(p, model, reference, study, fs, lead, cfg=MonitorConfig(invert=invert, rr_context=rr_context))
     return write_page(page, out)
 
 

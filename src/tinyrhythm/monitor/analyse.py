@@ -50,6 +50,9 @@ class MonitorConfig:
     # samples are negated before everything else. The models are not polarity-invariant
     # (README, "Lead polarity"), so this is the user's knowledge, not a guess made here.
     invert: bool = False
+    # Weigh each window's probabilities with the RR irregularity and rate of the beats around
+    # it (runtime.rr_context), where the model card carries a fusion fitted on validation.
+    rr_context: bool = True
 
 
 @dataclass
@@ -74,6 +77,7 @@ class MonitorResult:
     beats: np.ndarray | None = None  # R-peak sample indices at `fs` (None: not detected)
     start_time: str | None = None  # clock time of the first sample, where the file says it
     engine: str = "windows"  # the engine that made the decisions ("auto" resolved)
+    rr_context: bool = False  # whether `probs` are the card's RR context fusion of the network's
 
     @functools.cached_property
     def rr(self) -> dict[str, np.ndarray]:
@@ -90,6 +94,7 @@ class MonitorResult:
         return {
             "record": self.record, "fs": self.fs, "duration_s": round(self.duration_s, 3),
             "lead": self.lead, "model": self.model, "task": self.task, "engine": self.engine,
+            "rr_context": self.rr_context,
             "af_burden": round(self.summary["af_burden"], 4),
             "noise_fraction": round(self.summary["noise_fraction"], 4),
             "unreadable_fraction": round(self.summary["unreadable_fraction"], 4),
@@ -189,6 +194,11 @@ def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None 
     beats = [] if cfg.beats else None
     starts, probs, win_bad, bad_model, n_model, engine = window_probs(stream, lm, hop, cfg, beats)
     L = lm.input_length
+    fusion = lm.card.rr_fusion if cfg.rr_context else None
+    if fusion is not None and beats is None:
+        stream.notes.append("RR context not used: beat detection is off")
+    elif fusion is not None:
+        probs = fusion.apply(probs, np.concatenate([np.zeros(0, np.int64), *beats]) / stream.fs, (starts + L / 2) / lm.fs)
     # Segment i: the hop around window i's centre; the first and last stretch to the ends.
     centres = starts + L // 2
     edges = np.concatenate([[0], (centres[:-1] + centres[1:]) // 2, [n_model]])
@@ -220,5 +230,5 @@ def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None 
         model=lm.name, task=lm.task, classes=list(lm.classes), config=cfg, episodes=episodes, summary=burden(episodes),
         bounds=bounds, labels=labels, probs=probs, unreadable=unreadable, notes=list(stream.notes),
         beats=np.concatenate(beats) if beats else (np.zeros(0, np.int64) if cfg.beats else None),
-        start_time=stream.start_time, engine=engine,
+        start_time=stream.start_time, engine=engine, rr_context=fusion is not None and beats is not None,
     )

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
+from .rr_context import RRContext
 
 FORMATS = ("torch", "onnx", "fbgemm", "tflite")
 
@@ -61,6 +62,8 @@ class ModelCard:
     # The per-class logit offsets folded into the head after training (evaluate.scoring.correct_priors).
     prior_correction: dict | None = None
     monitor_engine: str = "windows"
+    # RR context fusion for long recordings (runtime.rr_context), fitted on validation windows.
+    rr_context: dict | None = None
     source: str = "run"
     card_path: str = ""  # the file this card was read from, named in errors
 
@@ -68,6 +71,11 @@ class ModelCard:
     def logit_offsets(self) -> list[float] | None:
         """The per-class offsets of the prior correction folded into the head, if any."""
         return (self.prior_correction or {}).get("logit_offsets")
+
+    @property
+    def rr_fusion(self) -> RRContext | None:
+        """The card's RR context fusion, if it has one (checked when the card was read)."""
+        return RRContext.from_card(self.rr_context, len(self.classes), self.card_path) if self.rr_context else None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -103,7 +111,8 @@ class ModelCard:
                             architecture=model if isinstance(model, dict) else None, train=meta.get("train"),
                             parent=meta.get("parent"), metrics=metrics, weights=weights, sha256=meta.get("sha256"),
                             quantization=meta.get("quantization"), monitor_engine=meta.get("monitor_engine"),
-                            prior_correction=metrics.get("prior_correction"), macs=metrics.get("macs"), source="run")
+                            prior_correction=metrics.get("prior_correction"), macs=metrics.get("macs"),
+                            rr_context=meta.get("rr_context"), source="run")
 
     @classmethod
     def from_zoo(cls, card: dict, path: Path) -> "ModelCard":
@@ -114,7 +123,8 @@ class ModelCard:
                             architecture=arch, train=card.get("train"), parent=card.get("parent"),
                             metrics=card.get("metrics") or {}, weights=card.get("weights"), sha256=card.get("sha256"),
                             quantization=card.get("quantization"), monitor_engine=card.get("monitor_engine"),
-                            prior_correction=card.get("prior_correction"), macs=card.get("macs"), source="zoo")
+                            prior_correction=card.get("prior_correction"), macs=card.get("macs"),
+                            rr_context=card.get("rr_context"), source="zoo")
 
     @classmethod
     def from_export(cls, folder: str | Path, file: str) -> "ModelCard":
@@ -155,11 +165,14 @@ class ModelCard:
         if engine not in ("windows", "onepass"):
             raise DataError(path, f"card 'monitor_engine' must be windows or onepass, got {engine!r}")
         train = kw.get("train")
+        rr = kw.get("rr_context")
+        if rr is not None:
+            RRContext.from_card(rr, len(classes), path)
         return cls(name=str(kw["name"]), format=kw["format"], task=str(kw["task"] or ""), classes=tuple(classes),
                    fs=float(fs), input_length=n, architecture=arch,
                    conditioning=(arch or {}).get("conditioning") or (train or {}).get("conditioning") or "none",
                    train=train if isinstance(train, dict) else None, parent=kw.get("parent"),
                    metrics=kw.get("metrics") or {}, macs=kw.get("macs"), weights=kw.get("weights"), sha256=kw.get("sha256"),
                    quantization=kw.get("quantization"), prior_correction=kw.get("prior_correction"),
-                   monitor_engine=engine, source=kw["source"],
+                   monitor_engine=engine, rr_context=rr, source=kw["source"],
                    card_path=str(path))

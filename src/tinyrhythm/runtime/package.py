@@ -88,6 +88,8 @@ def card_for_run(name: str, card: ModelCard, parent: str | None = None, monitor_
         out["prior_correction"] = prior
     if monitor_engine:
         out["monitor_engine"] = monitor_engine
+    if card.rr_context:
+        out["rr_context"] = card.rr_context
     return out
 
 

@@ -1,0 +1,102 @@
+"""Thirty seconds of beats weighed with a model's window probabilities.
+
+An 8 s window holds five to fifteen beats, too few for RR irregularity to tell AF from
+ectopy; a long recording has every beat. For each window, RR features of the beats within
+`context_s` seconds of its centre join the model's log-probabilities, and a multinomial
+logistic regression fitted on validation windows (`scripts/fit_rr_context.py`, stored in the
+model card as `rr_context`) gives the class probabilities the monitor smooths. Measured in the
+README ("RR context in the monitor"). Plain numpy: the fit needs scikit-learn, applying it not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+FEATURES = ("median_relative_rr_change", "share_rr_changes_over_10pct", "log_mean_rate_bpm", "rr_context_available")
+MIN_BEATS = 5  # fewer beats in the context than this: the features are zeros and "available" is 0
+
+
+def relative_changes(rr: np.ndarray) -> np.ndarray:
+    """|RR[i+1] - RR[i]| / RR[i+1]: beat-to-beat irregularity, free of the rate."""
+    return np.abs(np.diff(rr)) / rr[1:]
+
+
+def rr_features(beat_s: np.ndarray) -> np.ndarray:
+    """The FEATURES of one context's beat times (s, sorted)."""
+    if len(beat_s) < MIN_BEATS:
+        return np.zeros(len(FEATURES), np.float32)
+    rr = np.diff(beat_s)
+    d = relative_changes(rr)
+    return np.array([np.median(d), np.mean(d > 0.1), np.log(60 / rr.mean()), 1.0], np.float32)
+
+
+def context_features(beat_s: np.ndarray, centres_s: np.ndarray, half_s: float) -> np.ndarray:
+    """[windows, FEATURES]: each window's features from the beats within half_s of its centre."""
+    lo = np.searchsorted(beat_s, centres_s - half_s, "left")
+    hi = np.searchsorted(beat_s, centres_s + half_s, "right")
+    out = np.zeros((len(centres_s), len(FEATURES)), np.float32)
+    for i, (a, b) in enumerate(zip(lo, hi)):
+        out[i] = rr_features(beat_s[a:b])
+    return out
+
+
+def model_inputs(probs: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    """The regression's inputs: log-probabilities (floored as the HMM floors them) and RR features."""
+    return np.hstack([np.log(np.clip(probs, 1e-6, 1.0)), feats]).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class RRContext:
+    """coef [classes, classes + FEATURES], intercept and decision offsets [classes] (the offsets
+    chosen on validation macro F1, as the prior correction is); context_s: each side of a centre."""
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    offsets: np.ndarray
+    context_s: float = 15.0
+
+    def probabilities(self, probs: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        z = model_inputs(probs, feats) @ self.coef.T + self.intercept + self.offsets
+        z -= z.max(1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+    def apply(self, probs: np.ndarray, beat_s: np.ndarray, centres_s: np.ndarray) -> np.ndarray:
+        """New class probabilities of windows centred at centres_s (s) from their probabilities and the beats (s)."""
+        return self.probabilities(probs, context_features(np.sort(beat_s), centres_s, self.context_s))
+
+    def to_card(self, **provenance) -> dict:
+        return {"features": list(FEATURES), "context_s": self.context_s, "coef": np.round(self.coef, 6).tolist(),
+                "intercept": np.round(self.intercept, 6).tolist(), "offsets": np.round(self.offsets, 4).tolist(),
+                **provenance}
+
+    @classmethod
+    def from_card(cls, d, n_classes: int, path: str | Path) -> "RRContext":
+        """The card's `rr_context`, every number checked: a damaged card is one line, not a wrong answer."""
+        if not isinstance(d, dict):
+            raise DataError(path, "card 'rr_context' must be an object")
+        if d.get("features") != list(FEATURES):
+            raise DataError(path, f"card 'rr_context' features must be {list(FEATURES)}, got {d.get('features')!r}")
+        shapes = {"coef": (n_classes, n_classes + len(FEATURES)), "intercept": (n_classes,), "offsets": (n_classes,)}
+        arrays = {}
+        for key, shape in shapes.items():
+            try:
+                a = np.array(d.get(key), np.float64)
+            except (TypeError, ValueError):
+                a = np.zeros(0)
+            if a.shape != shape or not np.all(np.isfinite(a)):
+                raise DataError(path, f"card 'rr_context' {key!r} must be finite numbers of shape {shape}")
+            arrays[key] = a
+        c = d.get("context_s")
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or not 2 <= c <= 600:
+            raise DataError(path, f"card 'rr_context' context_s must be seconds in 2..600, got {c!r}")
+        return cls(context_s=float(c), **arrays)
+
+
+__all__ = ["FEATURES", "RRContext", "context_features", "model_inputs", "relative_changes", "rr_features"]
