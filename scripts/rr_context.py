@@ -11,8 +11,10 @@ record), each with its best decision offsets (the same search for both). Prints 
 F1 (and the model's own), AF recall by context rate band, and CinC 2017 records as `predict`
 decides them (mean window probability): the README's "Slow AF" and "RR context". --write fits the fusion on all validation windows, keeps the offsets
 chosen out of fold, and writes it into the model's card as `rr_context` (a zoo card, or a run's
-config.json), which `monitor` then applies. --test scores that fit on the test split's windows
-afterwards (measured after the choice, not used to make it).
+config.json), which `monitor` then applies (run `scripts/rr_context_monitor.py --write` after it to
+choose the monitor's AF shift again). --test scores that fit, and the card's fusion as it is, on
+the test split's windows afterwards (measured after the choice, not used to make it), also
+pooled over MITDB and AFTDB, the issue's AF target pool.
 """
 
 from __future__ import annotations
@@ -75,6 +77,14 @@ def records(label: str, y: np.ndarray, probs: np.ndarray, groups: np.ndarray) ->
     return f"{label}: {len(uniq):,} CinC records, macro F1 {f.mean():.3f}, AF {f[1]:.3f}, normal {f[0]:.3f}, noise {f[2]:.3f}"
 
 
+def holter_pool(label: str, y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> str:
+    """AF F1 over the MITDB and AFTDB windows: the issue's target pool (CPSC 2021 has no validation or test patient)."""
+    g = groups.astype(str)
+    m = np.char.startswith(g, "mitdb/") | np.char.startswith(g, "aftdb/")
+    f = f1_score(y[m], p[m], labels=[1], average=None, zero_division=0)[0]
+    return f"{label}: MITDB + AFTDB windows ({int(m.sum()):,}), AF F1 {f:.3f}"
+
+
 def line(label: str, y: np.ndarray, p: np.ndarray, feats: np.ndarray | None = None) -> str:
     f = f1_score(y, p, labels=[0, 1, 2], average=None, zero_division=0)
     out = f"{label}: macro F1 {f.mean():.3f}, AF {f[1]:.3f}, normal {f[0]:.3f}, noise {f[2]:.3f}"
@@ -112,6 +122,11 @@ def measure(model: str, test: bool, write: bool) -> None:
         t_idx, t_feats, t_groups = split_features(ws, "test")
         t_probs, t_y = predict_proba(lm.model, ws, t_idx, "cpu"), ws.labels[t_idx].astype(int)
         print(line("  test, as shipped", t_y, t_probs.argmax(1)))
+        print(holter_pool("  test, as shipped", t_y, t_probs.argmax(1), t_groups))
+        if lm.card.rr_fusion is not None:  # the card's fusion with the monitor's AF shift: its windows before smoothing
+            card_p = lm.card.rr_fusion.probabilities(t_probs, t_feats).argmax(1)
+            print(line("  test, the card's rr_context", t_y, card_p, t_feats))
+            print(holter_pool("  test, the card's rr_context", t_y, card_p, t_groups))
         print(records("  test, as shipped", t_y, t_probs, t_groups))
     for label, with_rr in (("log-probabilities", False), ("log-probabilities + RR context", True)):
         f = feats if with_rr else np.zeros_like(feats)  # zeros: the same regression without the RR inputs
@@ -130,6 +145,7 @@ def measure(model: str, test: bool, write: bool) -> None:
         if test:
             t_fused = fusion.probabilities(t_probs, t_feats)
             print(line("  test, fitted on validation", t_y, t_fused.argmax(1), t_feats))
+            print(holter_pool("  test, fitted on validation", t_y, t_fused.argmax(1), t_groups))
             print(records("  test, fitted on validation", t_y, t_fused, t_groups))
         if write:
             print(f"  wrote rr_context into {write_card(lm, fusion, len(y))}")

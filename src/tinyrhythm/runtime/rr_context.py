@@ -36,13 +36,31 @@ def rr_features(beat_s: np.ndarray) -> np.ndarray:
     return np.array([np.median(d), np.mean(d > 0.1), np.log(60 / rr.mean()), 1.0], np.float32)
 
 
-def context_features(beat_s: np.ndarray, centres_s: np.ndarray, half_s: float) -> np.ndarray:
-    """[windows, FEATURES]: each window's features from the beats within half_s of its centre."""
+def context_features(beat_s: np.ndarray, centres_s: np.ndarray, half_s: float, block: int = 4096) -> np.ndarray:
+    """[windows, FEATURES]: each window's rr_features of the beats within half_s of its centre.
+
+    A window's relative changes are one contiguous run of the recording's, so blocks of windows
+    are gathered into one padded array: a day's 42,000 windows in a fraction of a second, not
+    a Python loop's seconds."""
+    beat_s = np.asarray(beat_s, np.float64)
+    out = np.zeros((len(centres_s), len(FEATURES)), np.float32)
+    if len(beat_s) < MIN_BEATS:
+        return out
+    d_all = relative_changes(np.diff(beat_s))
     lo = np.searchsorted(beat_s, centres_s - half_s, "left")
     hi = np.searchsorted(beat_s, centres_s + half_s, "right")
-    out = np.zeros((len(centres_s), len(FEATURES)), np.float32)
-    for i, (a, b) in enumerate(zip(lo, hi)):
-        out[i] = rr_features(beat_s[a:b])
+    for s in range(0, len(centres_s), block):
+        a, b = lo[s : s + block], hi[s : s + block]
+        ok = b - a >= MIN_BEATS
+        if not ok.any():
+            continue
+        a, b = a[ok], b[ok]
+        n = b - a - 2  # relative changes in each context: d_all[a : b - 2]
+        idx = a[:, None] + np.arange(n.max())
+        d = np.where(idx < (b - 2)[:, None], d_all[np.minimum(idx, len(d_all) - 1)], np.nan)
+        mean_rr = (beat_s[b - 1] - beat_s[a]) / (b - 1 - a)
+        out[s : s + block][ok] = np.stack([np.nanmedian(d, 1), np.nansum(d > 0.1, 1) / n, np.log(60 / mean_rr),
+                                          np.ones(len(a))], 1)
     return out
 
 
