@@ -9,9 +9,10 @@ the record at its own rate, as the monitor and `predict` find them. Two class-ba
 the log-probabilities alone and with the RR features, scored out of fold (5 folds grouped by
 record), each with its best decision offsets (the same search for both). Prints macro / per-class
 F1 (and the model's own), AF recall by context rate band, and CinC 2017 records as `predict`
-decides them (mean window probability): the README's "Slow AF" and "RR context". --write fits the fusion on all validation windows, keeps the offsets
-chosen out of fold, and writes it into the model's card as `rr_context` (a zoo card, or a run's
-config.json), which `monitor` then applies (run `scripts/rr_context_monitor.py --write` after it to
+decides them (mean window probability, then record offsets chosen on the validation records):
+the README's "Slow AF" and "RR context". --write fits the fusion on all validation windows, keeps the offsets
+chosen out of fold (and the record offsets `predict` uses), and writes it into the model's card
+as `rr_context` (a zoo card, or a run's config.json), which `monitor` and `predict` then apply (run `scripts/rr_context_monitor.py --write` after it to
 choose the monitor's AF shift again). --test scores that fit, and the card's fusion as it is, on
 the test split's windows afterwards (measured after the choice, not used to make it), also
 pooled over MITDB and AFTDB, the issue's AF target pool.
@@ -37,6 +38,7 @@ from tinyrhythm.runtime import load_model
 from tinyrhythm.runtime.rr_context import RRContext, context_features, model_inputs
 from tinyrhythm.train.config import training_store
 from tinyrhythm.windows.beats import detect_beats
+from tinyrhythm.windows.labelling import on_record_grid
 
 DATASETS = ("mitdb", "aftdb", "afpdb", "cinc2017")
 CONTEXT_S = 15.0  # each side of a window's centre
@@ -51,7 +53,7 @@ def record_beats(dataset: str, split: str) -> dict[str, np.ndarray]:
 
 @functools.cache
 def split_features(ws, split: str):
-    """(window indices, RR features, record groups) of a split's windows of DATASETS."""
+    """(window indices, RR features, record groups, on `predict`'s grid) of a split's windows of DATASETS."""
     ds, names = ws.dataset_index()
     idx = eval_indices(ws, split)
     idx = idx[np.isin(np.array(names)[ds[idx]], DATASETS)]
@@ -62,19 +64,36 @@ def split_features(ws, split: str):
         centre = (starts[i] + ws.window_length / 2) / ws.fs
         feats[k] = context_features(record_beats(name, split)[base], np.array([centre]), CONTEXT_S)[0]
         groups.append(f"{name}/{base}")
-    return idx, feats, np.array(groups)
+    # `predict` classifies a record's windows at half-window hops from its start; the store has more.
+    groups = np.array(groups)
+    on_grid = ~np.char.startswith(groups, "cinc2017/") | on_record_grid(starts[idx], ws.window_length)
+    return idx, feats, groups, on_grid
 
 
-def records(label: str, y: np.ndarray, probs: np.ndarray, groups: np.ndarray) -> str:
-    """CinC 2017 records decided by their mean window probability, as `predict` decides them."""
-    cinc = np.char.startswith(groups.astype(str), "cinc2017/")
+def record_means(y: np.ndarray, probs: np.ndarray, groups: np.ndarray, on_grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log of the mean window probability, label) of every CinC 2017 record: how `predict` decides one."""
+    cinc = np.char.startswith(groups.astype(str), "cinc2017/") & on_grid
     uniq, inv = np.unique(groups[cinc], return_inverse=True)
     mean = np.zeros((len(uniq), probs.shape[1]))
     np.add.at(mean, inv, probs[cinc])
     y_rec = np.zeros(len(uniq), int)
     y_rec[inv] = y[cinc]
-    f = f1_score(y_rec, mean.argmax(1), labels=[0, 1, 2], average=None, zero_division=0)
-    return f"{label}: {len(uniq):,} CinC records, macro F1 {f.mean():.3f}, AF {f[1]:.3f}, normal {f[0]:.3f}, noise {f[2]:.3f}"
+    return np.log(np.clip(mean / np.bincount(inv)[:, None], 1e-12, 1)), y_rec
+
+
+def best_offsets(logp: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The AF and noise offsets (normal fixed at 0) of the best macro F1 over GRID."""
+    _, a, b = max((f1_score(y, (logp + [0, a, b]).argmax(1), average="macro"), a, b) for a in GRID for b in GRID)
+    return np.array([0.0, a, b])
+
+
+def records(label: str, y: np.ndarray, probs: np.ndarray, groups: np.ndarray, on_grid: np.ndarray,
+            offsets=(0.0, 0.0, 0.0)) -> str:
+    """CinC 2017 records decided by their mean window probability (and record offsets), as `predict` decides them."""
+    logp, y_rec = record_means(y, probs, groups, on_grid)
+    f = f1_score(y_rec, (logp + offsets).argmax(1), labels=[0, 1, 2], average=None, zero_division=0)
+    return (f"{label}: {len(y_rec):,} CinC records, macro F1 {f.mean():.3f}, AF {f[1]:.3f}, normal {f[0]:.3f}, "
+            f"noise {f[2]:.3f} (record offsets {offsets[1]:+g}, {offsets[2]:+g})")
 
 
 def holter_pool(label: str, y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> str:
@@ -113,13 +132,15 @@ def write_card(lm, fusion: RRContext, n: int) -> Path:
 def measure(model: str, test: bool, write: bool) -> None:
     lm = load_model(model)
     ws = training_store(lm)
-    idx, feats, groups = split_features(ws, "val")
+    idx, feats, groups, grid = split_features(ws, "val")
     probs, y = predict_proba(lm.model, ws, idx, "cpu"), ws.labels[idx].astype(int)
     print(f"{model}: {len(y):,} validation windows ({', '.join(DATASETS)}), AF {int((y == 1).sum()):,}")
     print(line("  as shipped", y, probs.argmax(1)))
-    print(records("  as shipped", y, probs, groups))
+    print(records("  as shipped", y, probs, groups, grid))
+    own_off = best_offsets(*record_means(y, probs, groups, grid))
+    print(records("  as shipped, record offsets chosen here", y, probs, groups, grid, own_off))
     if test:
-        t_idx, t_feats, t_groups = split_features(ws, "test")
+        t_idx, t_feats, t_groups, t_grid = split_features(ws, "test")
         t_probs, t_y = predict_proba(lm.model, ws, t_idx, "cpu"), ws.labels[t_idx].astype(int)
         print(line("  test, as shipped", t_y, t_probs.argmax(1)))
         print(holter_pool("  test, as shipped", t_y, t_probs.argmax(1), t_groups))
@@ -127,26 +148,29 @@ def measure(model: str, test: bool, write: bool) -> None:
             card_p = lm.card.rr_fusion.probabilities(t_probs, t_feats).argmax(1)
             print(line("  test, the card's rr_context", t_y, card_p, t_feats))
             print(holter_pool("  test, the card's rr_context", t_y, card_p, t_groups))
-        print(records("  test, as shipped", t_y, t_probs, t_groups))
+        print(records("  test, as shipped", t_y, t_probs, t_groups, t_grid))
+        print(records("  test, as shipped, validation's record offsets", t_y, t_probs, t_groups, t_grid, own_off))
     for label, with_rr in (("log-probabilities", False), ("log-probabilities + RR context", True)):
         f = feats if with_rr else np.zeros_like(feats)  # zeros: the same regression without the RR inputs
         x = model_inputs(probs, f)
         oof = np.zeros((len(y), 3))
         for tr, te in GroupKFold(5).split(x, y, groups):
             oof[te] = fit(x[tr], y[tr]).predict_log_proba(x[te])
-        _, a, b = max((f1_score(y, (oof + [0, a, b]).argmax(1), average="macro"), a, b) for a in GRID for b in GRID)
-        print(line(f"  {label} (out of fold)", y, (oof + [0, a, b]).argmax(1), feats))
-        fused = np.exp(oof + [0, a, b])
-        print(records(f"  {label} (out of fold)", y, fused / fused.sum(1, keepdims=True), groups))
+        off = best_offsets(oof, y)
+        print(line(f"  {label} (out of fold)", y, (oof + off).argmax(1), feats))
+        # A whole short record is decided by its windows' mean: its own offsets, chosen on the validation records.
+        rec_off = best_offsets(*record_means(y, np.exp(oof), groups, grid))
+        print(records(f"  {label} (out of fold)", y, np.exp(oof), groups, grid, rec_off))
         if not with_rr or not (test or write):
             continue
         reg = fit(x, y)
-        fusion = RRContext(reg.coef_, reg.intercept_, np.array([0.0, a, b]), CONTEXT_S)
+        fusion = RRContext(reg.coef_, reg.intercept_, off, CONTEXT_S, rec_off)
         if test:
             t_fused = fusion.probabilities(t_probs, t_feats)
             print(line("  test, fitted on validation", t_y, t_fused.argmax(1), t_feats))
             print(holter_pool("  test, fitted on validation", t_y, t_fused.argmax(1), t_groups))
-            print(records("  test, fitted on validation", t_y, t_fused, t_groups))
+            t_raw = fusion.probabilities(t_probs, t_feats, np.zeros(3))
+            print(records("  test, fitted on validation", t_y, t_raw, t_groups, t_grid, rec_off))
         if write:
             print(f"  wrote rr_context into {write_card(lm, fusion, len(y))}")
 

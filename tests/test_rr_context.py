@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DATA, assert_one_line_error, run_cli, zoo_run_folder
+from conftest import CINC, DATA, assert_one_line_error, run_cli, zoo_run_folder
 from tinyrhythm import zoo
 from tinyrhythm.datasets.wfdb_io import read_signal
 from tinyrhythm.errors import DataError
+from tinyrhythm.inference import predict_signals, record_windows
 from tinyrhythm.monitor import MonitorConfig, monitor
 from tinyrhythm.runtime import ModelCard, load_model
 from tinyrhythm.runtime.rr_context import FEATURES, RRContext, context_features, rr_features
@@ -86,6 +87,7 @@ def test_monitor_weighs_the_window_probabilities_with_the_beats_around_them(tmp_
     ({"intercept": "zero"}, "intercept"),
     ({"features": ["rate"]}, "features"),
     ({"context_s": 0}, "context_s"),
+    ({"record_offsets": [0.0, 1.0]}, "record_offsets"),
 ])
 def test_a_damaged_rr_context_is_one_line_naming_the_card(tmp_path, damage, word):
     run = zoo_run_folder(tmp_path / "run")
@@ -96,3 +98,32 @@ def test_a_damaged_rr_context_is_one_line_naming_the_card(tmp_path, damage, word
         ModelCard.from_run(run)
     proc = run_cli("monitor", DATA / "mitdb" / "100.hea", "--model", run)
     assert_one_line_error(proc, "config.json")
+
+
+def test_predict_decides_a_short_strip_by_its_fused_windows_and_record_offsets():
+    """`predict` with a rhythm model: each window of a CinC strip weighed with the beats around it,
+    the mean decided with the card's record offsets; --no-rr-context gives the plain mean; the CinC
+    models, whose cards have no fusion, say so."""
+    from tinyrhythm.datasets.wfdb_io import read_signal as read
+
+    lm = load_model("rhythm-cnn3-int8")
+    fusion = lm.card.rr_fusion
+    assert fusion.record_offsets is not None
+    names = ["A00001", "A00004", "A00005"]  # normal, AF, AF
+    out = [json.loads(line) for line in run_cli("predict", "--model", "rhythm-cnn3-int8", "--json",
+                                                *[CINC / f"{n}.hea" for n in names], check=0).stdout.splitlines()]
+    plain = [json.loads(line) for line in run_cli("predict", "--model", "rhythm-cnn3-int8", "--json", "--no-rr-context",
+                                                  *[CINC / f"{n}.hea" for n in names], check=0).stdout.splitlines()]
+    for name, o, q in zip(names, out, plain):
+        x, fs, _ = read(CINC / name)
+        wins = record_windows(x, fs, lm.fs, lm.input_length)
+        centres = (np.arange(len(wins)) * (lm.input_length // 2) + lm.input_length / 2) / lm.fs
+        want = fusion.record_probabilities(lm.predict_proba(wins), context_features(detect_beats(x, fs) / fs, centres, 15.0))
+        got = np.array([o["probabilities"][c] for c in lm.classes])
+        np.testing.assert_allclose(got, want, atol=1e-4)
+        assert o["label"] == lm.classes[int(want.argmax())] and o["rr_context"] and not q["rr_context"]
+        np.testing.assert_allclose([q["probabilities"][c] for c in lm.classes],
+                                   predict_signals(lm, [(x, fs)], rr_context=False)[0], atol=1e-4)
+    assert out[1]["label"] == "arrhythmia"  # A00004: AF
+    cinc = json.loads(run_cli("predict", "--model", "cnn3", "--json", CINC / "A00001.hea", check=0).stdout)
+    assert cinc["rr_context"] is False

@@ -203,21 +203,23 @@ def torch_threads(n: int) -> None:
 
 def cmd_predict(args) -> None:
     from .datasets.files import expand, read_any
-    from .inference import predict_signals
+    from .inference import predict_signals, record_fusion
     from .runtime import load_model
 
     torch_threads(args.threads)
     lm = load_model(args.model)
+    fused = record_fusion(lm, args.rr_context) is not None
     paths = expand(args.paths)
     chunk = 512  # records per batch: bounded memory for folders of any size
     for i in range(0, len(paths), chunk):
         items = [read_any(p, args.fs, args.lead) for p in paths[i : i + chunk]]
-        probs = predict_signals(lm, [(-sig if args.invert else sig, fs) for _, sig, fs in items])
+        probs = predict_signals(lm, [(-sig if args.invert else sig, fs) for _, sig, fs in items], rr_context=args.rr_context)
         for (name, _, _), p in zip(items, probs):
             label = lm.classes[int(p.argmax())]
             if args.json:
                 _print_json({"record": name, "label": label,
-                             "probabilities": {c: round(float(v), 4) for c, v in zip(lm.classes, p)}})
+                             "probabilities": {c: round(float(v), 4) for c, v in zip(lm.classes, p)},
+                             "rr_context": fused})
             else:
                 print(f"{name}\t{label}\t{float(p.max()):.3f}")
         sys.stdout.flush()
@@ -598,6 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fs", type=float, default=None, help="sampling rate of .csv/.npy signals")
     p.add_argument("--lead", default=None, help="lead index or name of multi-lead records (default: the first)")
     _add_invert_option(p)
+    _add_rr_context_option(p)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_predict)

@@ -64,6 +64,12 @@ def context_features(beat_s: np.ndarray, centres_s: np.ndarray, half_s: float, b
     return out
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
 def model_inputs(probs: np.ndarray, feats: np.ndarray) -> np.ndarray:
     """The regression's inputs: log-probabilities (floored as the HMM floors them) and RR features."""
     return np.hstack([np.log(np.clip(probs, 1e-6, 1.0)), feats]).astype(np.float64)
@@ -78,21 +84,30 @@ class RRContext:
     intercept: np.ndarray
     offsets: np.ndarray
     context_s: float = 15.0
+    # Offsets for deciding a whole short recording by its windows' mean (`predict`), chosen on
+    # validation records; None: the card has none and records are decided by the network alone.
+    record_offsets: np.ndarray | None = None
 
-    def probabilities(self, probs: np.ndarray, feats: np.ndarray) -> np.ndarray:
-        z = model_inputs(probs, feats) @ self.coef.T + self.intercept + self.offsets
-        z -= z.max(1, keepdims=True)
-        e = np.exp(z)
-        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+    def probabilities(self, probs: np.ndarray, feats: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
+        z = model_inputs(probs, feats) @ self.coef.T + self.intercept + (self.offsets if offsets is None else offsets)
+        return softmax(z)
+
+    def record_probabilities(self, probs: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        """One recording's class probabilities from its windows': the mean of the fused windows
+        (no offsets), then the record offsets, as `scripts/rr_context.py` chose them."""
+        mean = self.probabilities(probs, feats, np.zeros_like(self.offsets)).mean(0)
+        return softmax(np.log(np.clip(mean, 1e-12, 1.0))[None] + self.record_offsets)[0]
 
     def apply(self, probs: np.ndarray, beat_s: np.ndarray, centres_s: np.ndarray) -> np.ndarray:
         """New class probabilities of windows centred at centres_s (s) from their probabilities and the beats (s)."""
         return self.probabilities(probs, context_features(np.sort(beat_s), centres_s, self.context_s))
 
     def to_card(self, **provenance) -> dict:
-        return {"features": list(FEATURES), "context_s": self.context_s, "coef": np.round(self.coef, 6).tolist(),
-                "intercept": np.round(self.intercept, 6).tolist(), "offsets": np.round(self.offsets, 4).tolist(),
-                **provenance}
+        out = {"features": list(FEATURES), "context_s": self.context_s, "coef": np.round(self.coef, 6).tolist(),
+               "intercept": np.round(self.intercept, 6).tolist(), "offsets": np.round(self.offsets, 4).tolist()}
+        if self.record_offsets is not None:
+            out["record_offsets"] = np.round(self.record_offsets, 4).tolist()
+        return {**out, **provenance}
 
     @classmethod
     def from_card(cls, d, n_classes: int, path: str | Path) -> "RRContext":
@@ -102,6 +117,8 @@ class RRContext:
         if d.get("features") != list(FEATURES):
             raise DataError(path, f"card 'rr_context' features must be {list(FEATURES)}, got {d.get('features')!r}")
         shapes = {"coef": (n_classes, n_classes + len(FEATURES)), "intercept": (n_classes,), "offsets": (n_classes,)}
+        if "record_offsets" in d:
+            shapes["record_offsets"] = (n_classes,)
         arrays = {}
         for key, shape in shapes.items():
             try:
@@ -117,4 +134,4 @@ class RRContext:
         return cls(context_s=float(c), **arrays)
 
 
-__all__ = ["FEATURES", "RRContext", "context_features", "model_inputs", "relative_changes", "rr_features"]
+__all__ = ["FEATURES", "RRContext", "context_features", "model_inputs", "relative_changes", "rr_features", "softmax"]
