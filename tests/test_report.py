@@ -48,6 +48,7 @@ def test_report_is_self_contained_with_all_sections(record_report):
     # timeline, heart rate, tachogram, Poincaré, hourly burden, strips, confusion, Pareto
     assert page.count('src="data:image/png;base64,') == 8
     assert "episode_sensitivity" in page and "AF burden" in page
+    assert "network + 30 s RR context" in page  # the default model's card carries the RR context
     for figure in ("heart rate, minimum (minute mean)", "ventricular rate in AF", "pauses (RR &gt; 2 s)",
                    "longest AF/flutter episode", "Poincaré plot"):
         assert figure in page, figure

@@ -146,9 +146,12 @@ def record_report(path, model: str, reference: str | None = None, study=None, fs
     ref = read_reference(result, reference) if reference else None
     stream = open_stream(path, fs, lead, result.config.invert)  # the strips show what was analysed
     s = result.summary
+    # What decided: the reader of a report should know whether the beats were weighed in.
+    decided = "network + 30 s RR context" if result.rr_context else "network"
     summary = _table([[result.record, f"{result.duration_s / 3600:.2f} h", f"{result.fs:g} Hz", result.lead or "",
-                       result.model, f"{s['af_burden']:.1%}", f"{s['noise_fraction']:.1%}", f"{s['unreadable_fraction']:.1%}"]],
-                     ["record", "duration", "rate", "lead", "model", "AF burden", "noise", "unreadable"])
+                       result.model, decided, f"{s['af_burden']:.1%}", f"{s['noise_fraction']:.1%}",
+                       f"{s['unreadable_fraction']:.1%}"]],
+                     ["record", "duration", "rate", "lead", "model", "decided by", "AF burden", "noise", "unreadable"])
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in result.notes)
     holter = result.beats is not None
     sections = [
