@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import DATA, assert_one_line_error, run_cli
-from tinyrhythm import models
+from tinyrhythm import models, zoo
 from tinyrhythm.datasets import open_dataset
 
 
@@ -280,6 +280,9 @@ def test_c_build_of_a_conditioned_model_matches_onnx_runtime(tmp_path):
     assert o["max_score_diff_steps"] == 0 and o["decisions_checked"] >= 200
     assert o["macs_per_decision"] * 3.9 < o["window_macs"] and (out / "tr_onepass.c").is_file()
     assert "float ring" in (out / "tr_model.h").read_text()
+    # The card's RR context travels with the export: `monitor` and `predict` on its files decide as the zoo model does.
+    assert report["rr_context"] == zoo.cards()["rhythm-cnn3-int8"]["rr_context"]
+    assert load_model(out / "model-int8.onnx").card.rr_fusion is not None
     (tmp_path / "d.c").write_text(C_DRIVER)
     build = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(out), str(tmp_path / "d.c"),
                             str(out / "tr_model.c"), "-lm", "-o", str(tmp_path / "d")], capture_output=True, text=True)

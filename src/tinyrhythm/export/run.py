@@ -97,6 +97,8 @@ def export(model: str, fmt: str, out: str | os.PathLike, force: bool = False, st
                     "input": "ecg [batch, 1, input_length] float32, mV", "output": "logits [batch, classes]",
                     "macs": count_macs(float_lm.model), "check_windows": int(len(x)), "check_split": "val",
                     "reference": f"PyTorch float32 ({parent_name or model})", "forms": {}}
+    if lm.card.rr_context:  # the RR context fusion travels with every form, as the card's figures do
+        report["rr_context"] = lm.card.rr_context
     try:
         export_onnx(float_lm.model, work / "model.onnx", lm.input_length)
         calib = calibration_windows(ws, 1024, 0)

@@ -142,7 +142,7 @@ class ModelCard:
         return cls._checked(path, name=f"{folder.name}/{file}", format=fmt, task=rep.get("task"),
                             classes=rep.get("classes"), fs=rep.get("fs"), input_length=rep.get("input_length"),
                             parent=rep.get("model"), weights=file, sha256=form.get("sha256"), macs=rep.get("macs"),
-                            source="export",
+                            rr_context=rep.get("rr_context"), source="export",
                             metrics={k: form[k] for k in ("argmax_agreement", "sqnr_db", "max_abs_diff") if k in form})
 
     @classmethod
