@@ -62,7 +62,7 @@ class ModelCard:
     # The per-class logit offsets folded into the head after training (evaluate.scoring.correct_priors).
     prior_correction: dict | None = None
     monitor_engine: str = "windows"
-    # RR context fusion for long recordings (runtime.rr_context), fitted on validation windows.
+    # RR context fusion (runtime.rr_context) for the monitor and `predict`, fitted on validation windows.
     rr_context: dict | None = None
     source: str = "run"
     card_path: str = ""  # the file this card was read from, named in errors
