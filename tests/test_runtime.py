@@ -10,6 +10,7 @@ import torch
 from tinyrhythm import zoo
 from tinyrhythm.errors import DataError
 from tinyrhythm.runtime import BACKENDS, FORMATS, ModelCard, card_of, load_model
+from tinyrhythm.runtime.rr_context import FEATURES
 
 from conftest import CINC, run_inprocess
 
@@ -132,6 +133,16 @@ def test_zoo_add_packages_a_run(trained_run, tmp_path, monkeypatch):
     assert_one_line_error(run_inprocess("zoo", "add", "x", tmp_path / "unfinished", "--zoo-dir", tmp_path / "zoo"),
                           "metrics.json")
     assert not (tmp_path / "zoo" / "cards" / "x.json").exists()
+    # A run whose config carries an RR context fusion ships it in its zoo card.
+    shutil.copytree(run, tmp_path / "fused")
+    cfg = json.loads((tmp_path / "fused" / "config.json").read_text())
+    cfg["rr_context"] = {"features": list(FEATURES), "context_s": 15.0, "coef": np.eye(4, 8).tolist(),
+                         "intercept": [0.0] * 4, "offsets": [0.0] * 4, "record_offsets": [0.0, 1.0, 0.0, 0.0]}
+    (tmp_path / "fused" / "config.json").write_text(json.dumps(cfg))
+    fused = json.loads(run_inprocess("zoo", "add", "fused", tmp_path / "fused", "--zoo-dir", tmp_path / "zoo", "--json",
+                                     check=0).stdout)
+    assert fused["rr_context"] == cfg["rr_context"]
+    assert load_model("fused").card.rr_fusion.record_offsets.tolist() == [0.0, 1.0, 0.0, 0.0]
 
 
 def test_runs_table_reads_what_runs_wrote(trained_run, tmp_path):
