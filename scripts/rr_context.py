@@ -32,7 +32,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupKFold
 from cross_dataset import test_records  # scripts/ is on the path of a script run from it
 
-from tinyrhythm.evaluate.scoring import eval_indices, predict_proba
+from tinyrhythm.evaluate.scoring import eval_indices, predict_proba, record_means
 from tinyrhythm.paths import write_atomic
 from tinyrhythm.runtime import load_model
 from tinyrhythm.runtime.rr_context import RRContext, context_features, model_inputs
@@ -70,15 +70,11 @@ def split_features(ws, split: str):
     return idx, feats, groups, on_grid
 
 
-def record_means(y: np.ndarray, probs: np.ndarray, groups: np.ndarray, on_grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cinc_record_means(y: np.ndarray, probs: np.ndarray, groups: np.ndarray, on_grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(log of the mean window probability, label) of every CinC 2017 record: how `predict` decides one."""
     cinc = np.char.startswith(groups.astype(str), "cinc2017/") & on_grid
-    uniq, inv = np.unique(groups[cinc], return_inverse=True)
-    mean = np.zeros((len(uniq), probs.shape[1]))
-    np.add.at(mean, inv, probs[cinc])
-    y_rec = np.zeros(len(uniq), int)
-    y_rec[inv] = y[cinc]
-    return np.log(np.clip(mean / np.bincount(inv)[:, None], 1e-12, 1)), y_rec
+    mean, y_rec = record_means(probs[cinc], y[cinc], groups[cinc])
+    return np.log(np.clip(mean, 1e-12, 1)), y_rec
 
 
 def best_offsets(logp: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -90,7 +86,7 @@ def best_offsets(logp: np.ndarray, y: np.ndarray) -> np.ndarray:
 def records(label: str, y: np.ndarray, probs: np.ndarray, groups: np.ndarray, on_grid: np.ndarray,
             offsets=(0.0, 0.0, 0.0)) -> str:
     """CinC 2017 records decided by their mean window probability (and record offsets), as `predict` decides them."""
-    logp, y_rec = record_means(y, probs, groups, on_grid)
+    logp, y_rec = cinc_record_means(y, probs, groups, on_grid)
     f = f1_score(y_rec, (logp + offsets).argmax(1), labels=[0, 1, 2], average=None, zero_division=0)
     return (f"{label}: {len(y_rec):,} CinC records, macro F1 {f.mean():.3f}, AF {f[1]:.3f}, normal {f[0]:.3f}, "
             f"noise {f[2]:.3f} (record offsets {offsets[1]:+g}, {offsets[2]:+g})")
@@ -137,7 +133,7 @@ def measure(model: str, test: bool, write: bool) -> None:
     print(f"{model}: {len(y):,} validation windows ({', '.join(DATASETS)}), AF {int((y == 1).sum()):,}")
     print(line("  as shipped", y, probs.argmax(1)))
     print(records("  as shipped", y, probs, groups, grid))
-    own_off = best_offsets(*record_means(y, probs, groups, grid))
+    own_off = best_offsets(*cinc_record_means(y, probs, groups, grid))
     print(records("  as shipped, record offsets chosen here", y, probs, groups, grid, own_off))
     if test:
         t_idx, t_feats, t_groups, t_grid = split_features(ws, "test")
@@ -159,7 +155,7 @@ def measure(model: str, test: bool, write: bool) -> None:
         off = best_offsets(oof, y)
         print(line(f"  {label} (out of fold)", y, (oof + off).argmax(1), feats))
         # A whole short record is decided by its windows' mean: its own offsets, chosen on the validation records.
-        rec_off = best_offsets(*record_means(y, np.exp(oof), groups, grid))
+        rec_off = best_offsets(*cinc_record_means(y, np.exp(oof), groups, grid))
         print(records(f"  {label} (out of fold)", y, np.exp(oof), groups, grid, rec_off))
         if not with_rr or not (test or write):
             continue

@@ -20,6 +20,7 @@ measured after the choice. Prints a markdown table (the README's "RR context in 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -48,7 +49,7 @@ def identity(card: dict, n: int) -> dict:
 
 def row(lm, rr: dict, shift: float, cinc: list[Path], tmp: Path, split: str) -> dict:
     base = rr.get("window_offsets", rr["offsets"])
-    object.__setattr__(lm.card, "rr_context", {**rr, "offsets": [base[0], base[1] + shift, *base[2:]]})
+    lm.card = dataclasses.replace(lm.card, rr_context={**rr, "offsets": [base[0], base[1] + shift, *base[2:]]})
     ev = [evaluate_episodes(r, read_reference(r, "atr")) for r in (monitor(rec, lm) for rec in cinc)]
     m = lambda k: float(np.mean([e[k] for e in ev if e[k] is not None]))  # noqa: E731
     out = {"cinc_af_f1": m("af_f1_duration"), "cinc_episode_se": m("episode_sensitivity"),

@@ -12,17 +12,26 @@ from tinyrhythm.errors import DataError
 from tinyrhythm.inference import predict_signals, record_windows
 from tinyrhythm.monitor import MonitorConfig, monitor
 from tinyrhythm.runtime import ModelCard, load_model
-from tinyrhythm.runtime.rr_context import FEATURES, RRContext, context_features, rr_features
+from tinyrhythm.runtime.rr_context import FEATURES, RRContext, context_features, relative_changes
 from tinyrhythm.windows.beats import detect_beats
 
 RHYTHM = ("rhythm-cnn1", "rhythm-cnn3", "rhythm-cnn3-int8", "rhythm-cnn5")
 
 
+def rr_features(beat_s: np.ndarray) -> np.ndarray:
+    """The features of one context as written down, against which the vectorised path is checked."""
+    if len(beat_s) < 5:
+        return np.zeros(len(FEATURES), np.float32)
+    rr = np.diff(beat_s)
+    d = relative_changes(rr)
+    return np.array([np.median(d), np.mean(d > 0.1), np.log(60 / rr.mean()), 1.0], np.float32)
+
+
 def test_features_of_a_regular_and_a_too_short_context():
     beats = np.arange(0, 30, 0.8)  # 75 bpm, perfectly regular
-    f = rr_features(beats)
+    f = context_features(beats, np.array([15.0]), 15.0)[0]
     assert f[0] == pytest.approx(0, abs=1e-9) and f[1] == 0 and f[2] == pytest.approx(np.log(75)) and f[3] == 1
-    assert not rr_features(beats[:4]).any()  # four beats: no context, not a rate of zero
+    assert not context_features(beats[:4], np.array([1.0]), 15.0).any()  # four beats: no context, not a rate of zero
     centres = np.array([1.0, 15.0, 29.0, 100.0])
     many = context_features(beats, centres, 15.0)
     for c, row in zip(centres, many):

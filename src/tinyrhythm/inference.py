@@ -19,12 +19,18 @@ from .windows.labelling import record_starts
 from .windows.resample import resample
 
 
-def record_windows(signal: np.ndarray, fs: float, target_fs: float, length: int) -> np.ndarray:
-    """[n, length] windows of the (resampled) signal at `record_starts`."""
+def windows_and_starts(signal: np.ndarray, fs: float, target_fs: float, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """([n, length] windows of the (resampled) signal, their `record_starts` at target_fs)."""
     x = resample(signal, fs, target_fs)
     if len(x) < length:
         x = np.pad(x, (0, length - len(x)))
-    return np.stack([x[s : s + length] for s in record_starts(len(x), length)])
+    starts = record_starts(len(x), length)
+    return np.stack([x[s : s + length] for s in starts]), starts
+
+
+def record_windows(signal: np.ndarray, fs: float, target_fs: float, length: int) -> np.ndarray:
+    """[n, length] windows of the (resampled) signal at `record_starts`."""
+    return windows_and_starts(signal, fs, target_fs, length)[0]
 
 
 def record_fusion(lm: LoadedModel, rr_context: bool = True):
@@ -36,18 +42,19 @@ def record_fusion(lm: LoadedModel, rr_context: bool = True):
 def predict_signals(lm: LoadedModel, signals: list[tuple[np.ndarray, float]], batch: int = 2048,
                     rr_context: bool = True) -> np.ndarray:
     """Class probabilities [n_records, n_classes], windows of many records batched together."""
-    wins = [record_windows(s, fs, lm.fs, lm.input_length) for s, fs in signals]
+    cut = [windows_and_starts(s, fs, lm.fs, lm.input_length) for s, fs in signals]
+    wins = [w for w, _ in cut]
     counts = np.array([len(w) for w in wins])
     if not len(wins):
         return np.zeros((0, len(lm.classes)), np.float32)
     p = lm.predict_proba(np.concatenate(wins), batch)
     fusion = record_fusion(lm, rr_context)
     if fusion is not None:
-        L, out, ends = lm.input_length, [], np.cumsum(counts)
-        for (s, fs), w, end in zip(signals, wins, ends):
-            centres = (np.arange(len(w)) * (L // 2) + L / 2) / lm.fs  # record_starts: half-window hops from 0
+        out, ends = [], np.cumsum(counts)
+        for (s, fs), (_, starts), end in zip(signals, cut, ends):
+            centres = (starts + lm.input_length / 2) / lm.fs
             feats = context_features(detect_beats(s, fs) / fs, centres, fusion.context_s)
-            out.append(fusion.record_probabilities(p[end - len(w): end], feats))
+            out.append(fusion.record_probabilities(p[end - len(starts): end], feats))
         return np.stack(out).astype(np.float32)
     owner = np.repeat(np.arange(len(wins)), counts)
     out = np.zeros((len(wins), p.shape[1]))

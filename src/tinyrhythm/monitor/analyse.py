@@ -194,11 +194,12 @@ def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None 
     beats = [] if cfg.beats else None
     starts, probs, win_bad, bad_model, n_model, engine = window_probs(stream, lm, hop, cfg, beats)
     L = lm.input_length
+    beat_idx = np.concatenate([np.zeros(0, np.int64), *beats]) if beats is not None else None
     fusion = lm.card.rr_fusion if cfg.rr_context else None
-    if fusion is not None and beats is None:
+    if fusion is not None and beat_idx is None:
         stream.notes.append("RR context not used: beat detection is off")
     elif fusion is not None:
-        probs = fusion.apply(probs, np.concatenate([np.zeros(0, np.int64), *beats]) / stream.fs, (starts + L / 2) / lm.fs)
+        probs = fusion.apply(probs, beat_idx / stream.fs, (starts + L / 2) / lm.fs)
     # Segment i: the hop around window i's centre; the first and last stretch to the ends.
     centres = starts + L // 2
     edges = np.concatenate([[0], (centres[:-1] + centres[1:]) // 2, [n_model]])
@@ -229,6 +230,5 @@ def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None 
         record=stream.name, path=str(path), fs=stream.fs, duration_s=stream.duration_s, lead=stream.lead,
         model=lm.name, task=lm.task, classes=list(lm.classes), config=cfg, episodes=episodes, summary=burden(episodes),
         bounds=bounds, labels=labels, probs=probs, unreadable=unreadable, notes=list(stream.notes),
-        beats=np.concatenate(beats) if beats else (np.zeros(0, np.int64) if cfg.beats else None),
-        start_time=stream.start_time, engine=engine, rr_context=fusion is not None and beats is not None,
+        beats=beat_idx, start_time=stream.start_time, engine=engine, rr_context=fusion is not None and beat_idx is not None,
     )

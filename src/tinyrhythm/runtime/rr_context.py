@@ -3,8 +3,8 @@
 An 8 s window holds five to fifteen beats, too few for RR irregularity to tell AF from
 ectopy; a long recording has every beat. For each window, RR features of the beats within
 `context_s` seconds of its centre join the model's log-probabilities, and a multinomial
-logistic regression fitted on validation windows (`scripts/fit_rr_context.py`, stored in the
-model card as `rr_context`) gives the class probabilities the monitor smooths. Measured in the
+logistic regression fitted on validation windows (`scripts/rr_context.py --write`, stored in
+the model card as `rr_context`) gives the class probabilities the monitor smooths. Measured in the
 README ("RR context in the monitor"). Plain numpy: the fit needs scikit-learn, applying it not.
 """
 
@@ -27,17 +27,10 @@ def relative_changes(rr: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(rr)) / rr[1:]
 
 
-def rr_features(beat_s: np.ndarray) -> np.ndarray:
-    """The FEATURES of one context's beat times (s, sorted)."""
-    if len(beat_s) < MIN_BEATS:
-        return np.zeros(len(FEATURES), np.float32)
-    rr = np.diff(beat_s)
-    d = relative_changes(rr)
-    return np.array([np.median(d), np.mean(d > 0.1), np.log(60 / rr.mean()), 1.0], np.float32)
-
-
 def context_features(beat_s: np.ndarray, centres_s: np.ndarray, half_s: float, block: int = 4096) -> np.ndarray:
-    """[windows, FEATURES]: each window's rr_features of the beats within half_s of its centre.
+    """[windows, FEATURES] of the beats (s, sorted) within half_s of each window's centre: the
+    median relative RR change, the share of changes over 10 %, the log mean rate in bpm, and 1;
+    all zeros for a context of fewer than MIN_BEATS beats.
 
     A window's relative changes are one contiguous run of the recording's, so blocks of windows
     are gathered into one padded array: a day's 42,000 windows in a fraction of a second, not
@@ -134,4 +127,4 @@ class RRContext:
         return cls(context_s=float(c), **arrays)
 
 
-__all__ = ["FEATURES", "RRContext", "context_features", "model_inputs", "relative_changes", "rr_features", "softmax"]
+__all__ = ["FEATURES", "RRContext", "context_features", "model_inputs", "relative_changes", "softmax"]
