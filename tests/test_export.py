@@ -63,6 +63,7 @@ def test_export_c_compiles_strictly_and_matches_onnx_runtime_int8(small_store, t
     assert r["class_agreement_with_onnx_int8"] == 1.0 and r["max_score_diff_steps"] <= 1
     assert r["arena_bytes"] <= 8 * 1024 and "uint8_t b[TR_ARENA_BYTES]" in (out / "tr_model.c").read_text()
     assert "malloc" not in (out / "tr_model.c").read_text()
+    assert "rr_context" not in r and not (out / "tr_rr_context.c").exists()  # a CinC model's card has no RR context
     # Independently of the report: real windows of another split through the C build and ONNX Runtime.
     ws = WindowStore(small_store)
     x = ws.batch(ws.indices("test")[:300])[0][:, None, :]
@@ -186,6 +187,10 @@ def test_cortex_m4_build_fits_16_kb_flash_and_8_kb_ram(model, tmp_path):
     assert r["weights_7bit_packed"] and m4["flash"] <= 16 * 1024, m4
     assert m4["ram_stream_total"] <= 8 * 1024 and 0 < m4["stack_stream"] < 1024, m4
     assert r["class_agreement_with_onnx_int8"] == 1.0 and r["max_score_diff_steps"] == 0
+    if model == "rhythm-cnn3-int8":  # its card's RR context, in C beside the model: the monitor's fusion, about 1 KB
+        rr = r["rr_context"]
+        assert rr["class_agreement_with_python"] == 1.0 and rr["max_abs_prob_diff"] < 1e-5, rr
+        assert rr["windows_with_context"] > 100 and rr["code_bytes"]["cortex_m4_gcc_Os"]["flash"] < 2048, rr
     # The same -Os build run on the Cortex-M4's instruction set (unicorn): the x86 build's scores,
     # the DSP (__smlad) kernels at most 4 instructions per MAC, the one-pass hop well under a window.
     e = r["cortex_m4_emulated"]
@@ -219,3 +224,81 @@ def test_c_build_with_full_8_bit_weights_matches_onnx_runtime(tmp_path, monkeypa
     scores, _ = c.compile_and_run(tmp_path, xq)
     steps = np.abs((scores.astype(np.float32) - info["output_zero_point"]) * np.float32(info["output_scale"]) - ort)
     assert steps.max() <= info["output_scale"] * 1.001
+
+
+def _rr_build(tmp_path):
+    """rhythm-cnn3-int8's C header and its RR context fusion in C."""
+    from tinyrhythm.export import c
+    from tinyrhythm.export.c_rr_context import generate_rr_context
+
+    lm = load_model("rhythm-cnn3-int8")
+    shutil.copyfile(lm.model.path, tmp_path / "model-int8.onnx")
+    info = c.generate(tmp_path / "model-int8.onnx", tmp_path, lm.input_length, list(lm.classes))
+    generate_rr_context(lm.card.rr_fusion, tmp_path)
+    return lm, info
+
+
+def test_rr_context_in_c_gives_the_monitors_fusion_on_real_beats(tmp_path):
+    """tr_rr_features / tr_rr_fuse on five minutes of MITDB 203 (AF), beats found by the monitor's
+    detector at 360 Hz, windows centred where the monitor centres them: the Python fusion's
+    features and probabilities to float rounding, and the same class on every window."""
+    from tinyrhythm.export.c_rr_context import python_reference, run_rr_context
+    from tinyrhythm.export.run import onnx_int8_run
+    from tinyrhythm.runtime.rr_context import context_features
+    from tinyrhythm.datasets.stream import open_stream
+    from tinyrhythm.windows.beats import detect_beats
+    from tinyrhythm.windows.resample import resample
+
+    from conftest import DATA
+
+    lm, info = _rr_build(tmp_path)
+    s = open_stream(DATA / "mitdb" / "203.hea")
+    raw = s.read(0, int(s.fs) * 300)
+    sig = resample(raw, s.fs, lm.fs)
+    starts = np.arange(0, len(sig) - lm.input_length, lm.input_length // 4)
+    x = np.stack([sig[i:i + lm.input_length] for i in starts]).astype(np.float32)[:, None, :]
+    _, logits = onnx_int8_run(tmp_path / "model-int8.onnx", info["input_tensor"], x)
+    scores = np.rint(logits / info["output_scale"]).astype(np.int64) + info["output_zero_point"]
+    beats = detect_beats(raw, s.fs)
+    centres = np.rint((starts + lm.input_length / 2) * s.fs / lm.fs).astype(np.int64)  # in the beats' clock
+    feats, probs = run_rr_context(tmp_path, beats, s.fs, centres, scores)
+    ref_feats = context_features(beats / s.fs, centres / s.fs, lm.card.rr_fusion.context_s)
+    ref = python_reference(lm.card.rr_fusion, beats, s.fs, centres, scores, info["output_scale"], info["output_zero_point"])
+    assert len(centres) > 100 and (feats[:, 3] == 1).all()
+    np.testing.assert_allclose(feats, ref_feats, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probs, ref, atol=1e-5)
+    assert (probs.argmax(1) == ref.argmax(1)).all()
+    # A counter that wraps inside the recording gives the same answers.
+    shift = np.int64(2**32) - int(centres[len(centres) // 2])
+    feats_w, probs_w = run_rr_context(tmp_path, (beats + shift) % 2**32, s.fs, (centres + shift) % 2**32, scores)
+    np.testing.assert_array_equal(feats_w, feats)
+    np.testing.assert_array_equal(probs_w, probs)
+
+
+def test_rr_context_in_c_edges(tmp_path):
+    """No beats: features 0 and the network decides; a context of more beats than the build holds,
+    or a NULL: an error code, not a write past a buffer."""
+    import subprocess
+
+    _rr_build(tmp_path)
+    (tmp_path / "t.c").write_text('''#include "tr_rr_context.h"
+int main(void) {
+  static uint32_t many[TR_RR_MAX_BEATS + 1];
+  uint32_t few[3] = {100, 400, 700};
+  int8_t s[TR_NUM_CLASSES] = {0};
+  float f[TR_RR_NUM_FEATURES], p[TR_NUM_CLASSES];
+  int i;
+  for (i = 0; i <= TR_RR_MAX_BEATS; ++i) many[i] = (uint32_t)i * 10u;
+  if (tr_rr_features(few, 3, 250.0f, 400, f) != 3 || f[0] != 0.0f || f[3] != 0.0f) return 1;
+  if (tr_rr_features(0, 3, 250.0f, 400, f) != TR_ERR_NULL || tr_rr_features(few, 3, 0.0f, 400, f) != TR_ERR_NULL) return 2;
+  if (tr_rr_features(many, TR_RR_MAX_BEATS + 1, 250.0f, 1000, f) != TR_ERR_LENGTH) return 3;
+  if (tr_rr_features(many, TR_RR_MAX_BEATS, 250.0f, 1000, f) != TR_RR_MAX_BEATS || f[3] != 1.0f) return 4;
+  if (tr_rr_fuse(0, f, p) != TR_ERR_NULL || tr_rr_fuse(s, f, 0) != TR_ERR_NULL) return 5;
+  i = tr_rr_fuse(s, f, p);
+  return (i >= 0 && i < TR_NUM_CLASSES && p[0] + p[1] + p[2] > 0.999f && p[0] + p[1] + p[2] < 1.001f) ? 0 : 6;
+}
+''')
+    proc = _cc("-std=c99", "-Wall", "-Wextra", "-Werror", "-I", tmp_path, tmp_path / "t.c", tmp_path / "tr_rr_context.c",
+               "-lm", "-o", tmp_path / "t")
+    assert proc.returncode == 0, proc.stderr
+    assert subprocess.run([tmp_path / "t"]).returncode == 0

@@ -20,9 +20,11 @@ from ..paths import replace_dir, sha256_file
 from ..runtime import LoadedModel, ModelCard, load_model
 from ..runtime.ort import INPUT_NAME, OUTPUT_NAME, OrtModule, export_onnx, latency_ms, session, weight_bytes
 from ..train.config import training_store
+from ..windows.beats import detect_beats
 from . import tflite
 from .c import code_bytes, compile_and_run, generate
 from .c_onepass import generate_onepass, run_onepass, scores_from_logits
+from .c_rr_context import FILES as RR_FILES, generate_rr_context, python_reference, run_rr_context
 from .cortex_m import CortexM4, available
 
 
@@ -223,6 +225,7 @@ def _export_c(work: Path, lm, x: np.ndarray, macs: int) -> dict:
         m4["ram_stream_total"] = m4["ram"] + stream_t + m4["stack_stream"]
     c_logits = (scores.astype(np.float32) - info["output_zero_point"]) * np.float32(info["output_scale"])
     steps = np.abs(c_logits - ort) / info["output_scale"]
+    rr = _export_c_rr_context(work, lm, info, stream)
     return {**info, "files": sorted(p.name for p in work.glob("*.[ch]")),
             "class_agreement_with_onnx_int8": round(float((c_logits.argmax(1) == ort.argmax(1)).mean()), 4),
             "max_score_diff_steps": round(float(steps.max()), 3),
@@ -230,6 +233,7 @@ def _export_c(work: Path, lm, x: np.ndarray, macs: int) -> dict:
             # one process over all check windows (start-up and I/O included), gcc -O2, one core
             "latency_ms_per_window_O2": round(1e3 * seconds / len(xq), 4),
             "onepass": onepass,
+            **({"rr_context": rr} if rr else {}),
             "cortex_m4_emulated": _emulate_cortex_m4(work, lm, {**info, "macs": macs}, xq, scores, onepass, stream)}
 
 
@@ -258,7 +262,28 @@ def _export_c_onepass(work: Path, lm, x: np.ndarray) -> tuple[dict, tuple | None
             "class_agreement_with_python_onepass": round(float((scores.argmax(1) == py.argmax(1)).mean()), 4),
             "max_score_diff_steps": int(np.abs(scores - py).max()),
             "code_bytes": code_bytes(work, source="tr_onepass.c"),
-            "ms_per_decision_O2": round(1e3 * seconds / max(1, len(starts)), 4)}, (signal, scores, hop)
+            "ms_per_decision_O2": round(1e3 * seconds / max(1, len(starts)), 4)}, (signal, scores, hop, starts)
+
+
+def _export_c_rr_context(work: Path, lm, info: dict, stream: tuple | None) -> dict | None:
+    """The card's RR context as C (tr_rr_context.c), checked against the monitor's Python fusion on
+    the one-pass C stream's decisions and the beats NeuroKit finds in that stream."""
+    fusion = lm.card.rr_fusion
+    if fusion is None or stream is None:
+        return None
+    signal, scores, _, starts = stream
+    # The monitor centres a window at start + L/2 samples: a clock at twice the model's rate holds that exactly.
+    clock = 2.0 * lm.fs
+    beats, centres = 2 * detect_beats(signal, lm.fs), 2 * starts + lm.input_length
+    generate_rr_context(fusion, work)
+    feats, probs = run_rr_context(work, beats, clock, centres, scores)
+    ref = python_reference(fusion, beats, clock, centres, scores, info["output_scale"], info["output_zero_point"])
+    return {"files": RR_FILES, "features": list(fusion.to_card()["features"]), "context_s": fusion.context_s,
+            "windows_checked": int(len(centres)), "windows_with_context": int((feats[:, -1] > 0).sum()),
+            "class_agreement_with_python": round(float((probs.argmax(1) == ref.argmax(1)).mean()), 4),
+            "max_abs_prob_diff": float(np.abs(probs - ref).max()),
+            "code_bytes": {cc: {k: v[k] for k in ("text", "data", "bss", "flash", "ram", "stack_max")}
+                           for cc, v in code_bytes(work, source="tr_rr_context.c").items()}}
 
 
 # Estimates from instruction counts, stated as assumptions: cycles = instructions x CPI, and
