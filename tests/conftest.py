@@ -38,8 +38,13 @@ def run_cli(*args, env=None, check=None):
 
 
 # Commands that start worker processes run as a real subprocess even in-process mode: a fork
-# of the test process (torch's threads included) is not what a user runs.
-_SPAWNING = ("--jobs", "--workers", "train")
+# of the test process (torch's threads included) is not what a user runs. `train` starts them
+# only once its config is valid, so a refused config stays in-process (see _WouldTrain).
+_SPAWNING = ("--jobs", "--workers")
+
+
+class _WouldTrain(BaseException):
+    """Raised in place of training by an in-process `train` whose config was accepted."""
 
 
 def run_inprocess(*args, env=None, check=None):
@@ -56,11 +61,15 @@ def run_inprocess(*args, env=None, check=None):
         return run_cli(*args, env=env, check=check)
     import torch
 
-    from tinyrhythm import cli
+    from tinyrhythm import cli, train
+
+    def would_train(*_, **__):
+        raise _WouldTrain
 
     saved = dict(os.environ)
     threads = torch.get_num_threads()
     out, err = io.StringIO(), io.StringIO()
+    real_train = train.train
     try:
         os.environ.setdefault("TINYRHYTHM_DATA", str(DATA))
         for k, v in (env or {}).items():
@@ -68,6 +77,7 @@ def run_inprocess(*args, env=None, check=None):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        train.train = would_train
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 rc = cli.main(argv)
@@ -76,10 +86,15 @@ def run_inprocess(*args, env=None, check=None):
             except Exception:
                 traceback.print_exc()
                 rc = 1
+    except _WouldTrain:  # the config passed: train for real, in its own process
+        rc = None
     finally:
+        train.train = real_train
         os.environ.clear()
         os.environ.update(saved)
         torch.set_num_threads(threads)
+    if rc is None:
+        return run_cli(*args, env=env, check=check)
     proc = subprocess.CompletedProcess(["tinyrhythm", *argv], rc, out.getvalue(), err.getvalue())
     if check is not None:
         assert proc.returncode == check, proc.stderr
