@@ -1,6 +1,6 @@
 """RR context weighed with a model's window probabilities: measured, then fitted into its card.
 
-    python scripts/rr_context.py MODEL [MODEL ...] [--test] [--write]
+    python scripts/rr_context.py MODEL [MODEL ...] [--test [--detector NAME]] [--write]
 
 For the validation windows of MITDB, AFTDB, AFPDB and CinC 2017 (every validation AF window):
 the model's log-probabilities, and the RR features of `runtime.rr_context` from the 30 s around
@@ -15,7 +15,8 @@ chosen out of fold (and the record offsets `predict` uses), and writes it into t
 as `rr_context` (a zoo card, or a run's config.json), which `monitor` and `predict` then apply (run `scripts/rr_context_monitor.py --write` after it to
 choose the monitor's AF shift again). --test scores that fit, and the card's fusion as it is, on
 the test split's windows afterwards (measured after the choice, not used to make it), also
-pooled over MITDB and AFTDB, the issue's AF target pool.
+pooled over MITDB and AFTDB, the issue's AF target pool; --detector NAME scores the card's fusion there again
+on the beats of NeuroKit2's detector NAME alone (a device's simpler detector).
 """
 
 from __future__ import annotations
@@ -45,14 +46,32 @@ CONTEXT_S = 15.0  # each side of a window's centre
 GRID = np.arange(-6, 1.01, 0.5)
 
 
-@functools.cache
-def record_beats(dataset: str, split: str) -> dict[str, np.ndarray]:
-    """R-peak times (s) of every record of a dataset's split (lead 0), by record name."""
-    return {r.record_id.split(":")[0]: detect_beats(r.signal, r.fs) / r.fs for r in test_records(dataset, split)}
+def neurokit_beats(x: np.ndarray, fs: float, method: str) -> np.ndarray:
+    """R peaks by one of NeuroKit2's detectors alone (its own cleaning): a device's simpler detector."""
+    import warnings
+
+    import neurokit2 as nk
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            _, info = nk.ecg_peaks(nk.ecg_clean(np.nan_to_num(x), sampling_rate=fs, method=method), sampling_rate=fs,
+                                   method=method)
+        except (ValueError, IndexError, ZeroDivisionError):
+            return np.zeros(0, np.int64)
+    return np.unique(np.asarray(info["ECG_R_Peaks"], np.int64))
 
 
 @functools.cache
-def split_features(ws, split: str):
+def record_beats(dataset: str, split: str, detector: str | None = None) -> dict[str, np.ndarray]:
+    """R-peak times (s) of every record of a dataset's split (lead 0), by record name: the monitor's
+    detector, or NeuroKit2's `detector` alone."""
+    find = detect_beats if detector is None else functools.partial(neurokit_beats, method=detector)
+    return {r.record_id.split(":")[0]: find(r.signal, r.fs) / r.fs for r in test_records(dataset, split)}
+
+
+@functools.cache
+def split_features(ws, split: str, detector: str | None = None):
     """(window indices, RR features, record groups, on `predict`'s grid) of a split's windows of DATASETS."""
     ds, names = ws.dataset_index()
     idx = eval_indices(ws, split)
@@ -62,7 +81,7 @@ def split_features(ws, split: str):
     for k, i in enumerate(idx):
         name, base = names[ds[i]], rec_names[keys[i]].split(":")[0]
         centre = (starts[i] + ws.window_length / 2) / ws.fs
-        feats[k] = context_features(record_beats(name, split)[base], np.array([centre]), CONTEXT_S)[0]
+        feats[k] = context_features(record_beats(name, split, detector)[base], np.array([centre]), CONTEXT_S)[0]
         groups.append(f"{name}/{base}")
     # `predict` classifies a record's windows at half-window hops from its start; the store has more.
     groups = np.array(groups)
@@ -125,7 +144,7 @@ def write_card(lm, fusion: RRContext, n: int) -> Path:
     return path
 
 
-def measure(model: str, test: bool, write: bool) -> None:
+def measure(model: str, test: bool, write: bool, detector: str | None = None) -> None:
     lm = load_model(model)
     ws = training_store(lm)
     idx, feats, groups, grid = split_features(ws, "val")
@@ -144,6 +163,13 @@ def measure(model: str, test: bool, write: bool) -> None:
             card_p = lm.card.rr_fusion.probabilities(t_probs, t_feats).argmax(1)
             print(line("  test, the card's rr_context", t_y, card_p, t_feats))
             print(holter_pool("  test, the card's rr_context", t_y, card_p, t_groups))
+            if detector:  # the same fusion on another detector's beats: what a device's detector costs
+                d_feats = split_features(ws, "test", detector)[1]
+                d_p = lm.card.rr_fusion.probabilities(t_probs, d_feats).argmax(1)
+                print(line(f"  test, the card's rr_context on {detector} beats", t_y, d_p, d_feats))
+                print(holter_pool(f"  test, the card's rr_context on {detector} beats", t_y, d_p, t_groups))
+                print(f"  test, {detector} beats: the same class as with the monitor's beats on "
+                      f"{np.mean(d_p == card_p):.3f} of windows")
         print(records("  test, as shipped", t_y, t_probs, t_groups, t_grid))
         print(records("  test, as shipped, validation's record offsets", t_y, t_probs, t_groups, t_grid, own_off))
     for label, with_rr in (("log-probabilities", False), ("log-probabilities + RR context", True)):
@@ -176,10 +202,12 @@ def main() -> None:
     ap.add_argument("models", nargs="+")
     ap.add_argument("--test", action="store_true", help="score the fit on the test split afterwards")
     ap.add_argument("--write", action="store_true", help="write the fusion fitted on validation into the card")
+    ap.add_argument("--detector", help="with --test: also score the card's fusion on this NeuroKit2 detector's beats "
+                                       "(e.g. pantompkins1985), as a device's own detector would give them")
     args = ap.parse_args()
     torch.set_num_threads(1)
     for model in args.models:
-        measure(model, args.test, args.write)
+        measure(model, args.test, args.write, args.detector)
 
 
 if __name__ == "__main__":
