@@ -182,7 +182,8 @@ def test_cortex_m4_build_fits_16_kb_flash_and_8_kb_ram(model, tmp_path):
     still bit-exact with ONNX Runtime int8 (the export's own check)."""
     if not shutil.which("arm-none-eabi-gcc"):
         pytest.skip("arm-none-eabi-gcc not installed (Debian: gcc-arm-none-eabi; .ci/run installs it)")
-    r = json.loads(run_cli("export", model, "--format", "c", "--out", tmp_path / "c", "--json", check=0).stdout)["c"]
+    full = json.loads(run_cli("export", model, "--format", "c", "--out", tmp_path / "c", "--json", check=0).stdout)
+    r = full["c"]
     m4 = r["code_bytes"]["cortex_m4_gcc_Os"]
     assert r["weights_7bit_packed"] and m4["flash"] <= 16 * 1024, m4
     assert m4["ram_stream_total"] <= 8 * 1024 and 0 < m4["stack_stream"] < 1024, m4
@@ -191,6 +192,10 @@ def test_cortex_m4_build_fits_16_kb_flash_and_8_kb_ram(model, tmp_path):
         rr = r["rr_context"]
         assert rr["class_agreement_with_python"] == 1.0 and rr["max_abs_prob_diff"] < 1e-5, rr
         assert rr["windows_with_context"] > 100 and rr["code_bytes"]["cortex_m4_gcc_Os"]["flash"] < 2048, rr
+        from tinyrhythm.export.run import report_table
+
+        table = report_table(full)
+        assert "RR context in C (tr_rr_context.c" in table and f"100.00% of {rr['windows_checked']} decisions" in table
     # The same -Os build run on the Cortex-M4's instruction set (unicorn): the x86 build's scores,
     # the DSP (__smlad) kernels at most 4 instructions per MAC, the one-pass hop well under a window.
     e = r["cortex_m4_emulated"]

@@ -165,6 +165,15 @@ def report_table(r: dict) -> str:
                       + f"; {o['ms_per_decision_O2']:.3f} ms/decision at -O2; decision {o['delay_samples']} samples after "
                       f"the window's end; the same scores as tinyrhythm.onepass on {o['class_agreement_with_python_onepass']:.2%} "
                       f"of {o['decisions_checked']} decisions, max {o['max_score_diff_steps']} steps apart"]
+        rr = c.get("rr_context")
+        if rr:
+            flash = {k: v["flash"] for k, v in rr["code_bytes"].items()}
+            ram = {k: v["ram"] for k, v in rr["code_bytes"].items()}
+            lines += ["", f"RR context in C (tr_rr_context.c, the monitor's fusion with {rr['context_s']:g} s of beats either "
+                      "side): flash " + ", ".join(f"{k} {v:,} bytes" for k, v in flash.items())
+                      + "; static RAM " + ", ".join(f"{k} {v:,} bytes" for k, v in ram.items())
+                      + f"; the Python fusion's class on {rr['class_agreement_with_python']:.2%} of {rr['windows_checked']} "
+                      f"decisions, probabilities at most {rr['max_abs_prob_diff']:.1e} apart"]
     return "\n".join(lines)
 
 
