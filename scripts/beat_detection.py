@@ -1,6 +1,8 @@
 """R-peak detectors against the MITDB reference beats (the table in windows/beats.py and the README).
 
-    python scripts/beat_detection.py [--methods used,kalidas2017,neurokit]
+    python scripts/beat_detection.py [--methods used,kalidas2017,neurokit,c]
+
+`c` is the streaming C detector the C export ships (tr_beats.c), built with the host's gcc.
 
 Every shared MITDB record, lead 0, whole record; a detection within 150 ms of a reference
 beat (any beat label) is a true positive, matched one to one; ventricular flutter or
@@ -51,6 +53,10 @@ def match(ref: np.ndarray, det: np.ndarray, tol: int) -> int:
 def detector(method: str):
     if method == "used":
         return detect_beats
+    if method == "c":  # the streaming C detector shipped with the C export (export/c_beats)
+        from tinyrhythm.export.c_beats import detect_beats_c
+
+        return detect_beats_c
     import neurokit2 as nk
 
     def run(x, fs):

@@ -16,7 +16,8 @@ as `rr_context` (a zoo card, or a run's config.json), which `monitor` and `predi
 choose the monitor's AF shift again). --test scores that fit, and the card's fusion as it is, on
 the test split's windows afterwards (measured after the choice, not used to make it), also
 pooled over MITDB and AFTDB, the issue's AF target pool; --detector NAME scores the card's fusion there again
-on the beats of NeuroKit2's detector NAME alone (a device's simpler detector).
+on the beats of NeuroKit2's detector NAME alone (a device's simpler detector), or (c) of the C
+export's streaming detector, tr_beats.c.
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ def neurokit_beats(x: np.ndarray, fs: float, method: str) -> np.ndarray:
 def record_beats(dataset: str, split: str, detector: str | None = None) -> dict[str, np.ndarray]:
     """R-peak times (s) of every record of a dataset's split (lead 0), by record name: the monitor's
     detector, or NeuroKit2's `detector` alone."""
-    find = detect_beats if detector is None else functools.partial(neurokit_beats, method=detector)
+    if detector == "c":  # the C export's streaming detector, as a device runs it
+        from tinyrhythm.export.c_beats import detect_beats_c as find
+    else:
+        find = detect_beats if detector is None else functools.partial(neurokit_beats, method=detector)
     return {r.record_id.split(":")[0]: find(r.signal, r.fs) / r.fs for r in test_records(dataset, split)}
 
 
@@ -203,7 +207,8 @@ def main() -> None:
     ap.add_argument("--test", action="store_true", help="score the fit on the test split afterwards")
     ap.add_argument("--write", action="store_true", help="write the fusion fitted on validation into the card")
     ap.add_argument("--detector", help="with --test: also score the card's fusion on this NeuroKit2 detector's beats "
-                                       "(e.g. pantompkins1985), as a device's own detector would give them")
+                                       "(e.g. pantompkins1985), or on the C export's detector (c), as a device's "
+                                       "own detector would give them")
     args = ap.parse_args()
     torch.set_num_threads(1)
     for model in args.models:

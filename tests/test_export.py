@@ -192,6 +192,9 @@ def test_cortex_m4_build_fits_16_kb_flash_and_8_kb_ram(model, tmp_path):
         rr = r["rr_context"]
         assert rr["class_agreement_with_python"] == 1.0 and rr["max_abs_prob_diff"] < 1e-5, rr
         assert rr["windows_with_context"] > 100 and rr["code_bytes"]["cortex_m4_gcc_Os"]["flash"] < 2048, rr
+        b = rr["beats"]  # the C beat detector shipped beside it, on the same stream as NeuroKit2's
+        assert b["code_bytes"]["cortex_m4_gcc_Os"]["flash"] < 2048 and b["code_bytes"]["cortex_m4_gcc_Os"]["ram"] == 0, b
+        assert abs(b["beats_in_check_stream"] - b["neurokit_beats_in_check_stream"]) < 0.05 * b["neurokit_beats_in_check_stream"]
         from tinyrhythm.export.run import report_table
 
         table = report_table(full)

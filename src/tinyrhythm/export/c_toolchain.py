@@ -13,17 +13,23 @@ import numpy as np
 
 from ..errors import TinyRhythmError
 
-def build_and_run(out: Path, sources: list[str], stdin: bytes, *args: str) -> tuple[bytes, float]:
-    """Compile generated sources with a test driver (host gcc -O2, strict warnings), run the
-    program once on `stdin`: (its stdout, seconds of the run, one process). A build failure is one line."""
+def build(out: Path, sources: list[str], exe_name: str = "tr_test") -> Path:
+    """Compile generated sources with a test driver (host gcc -O2, strict warnings) into
+    out/exe_name. A build failure is one line."""
     cc = shutil.which("gcc") or shutil.which("cc")
     if not cc:
         raise TinyRhythmError("no C compiler (gcc) found")
-    exe = out / "tr_test"
-    build = subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe),
-                            *(str(out / s) for s in sources), "-lm"], capture_output=True, text=True)
-    if build.returncode:
-        raise TinyRhythmError(f"{out / sources[0]}: does not compile ({(build.stderr.strip().splitlines() or ['?'])[0][:200]})")
+    exe = out / exe_name
+    proc = subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe),
+                           *(str(out / s) for s in sources), "-lm"], capture_output=True, text=True)
+    if proc.returncode:
+        raise TinyRhythmError(f"{out / sources[0]}: does not compile ({(proc.stderr.strip().splitlines() or ['?'])[0][:200]})")
+    return exe
+
+
+def build_and_run(out: Path, sources: list[str], stdin: bytes, *args: str) -> tuple[bytes, float]:
+    """Build (`build`) and run the program once on `stdin`: (its stdout, seconds of the run, one process)."""
+    exe = build(out, sources)
     try:
         t0 = time.perf_counter()
         proc = subprocess.run([str(exe), *args], input=stdin, capture_output=True, check=True)

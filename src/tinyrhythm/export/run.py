@@ -24,6 +24,7 @@ from ..windows.beats import detect_beats
 from . import tflite
 from .c import code_bytes, compile_and_run, generate
 from .c_onepass import generate_onepass, run_onepass, scores_from_logits
+from .c_beats import FILES as BEATS_FILES, run_beats, write_beats
 from .c_rr_context import FILES as RR_FILES, generate_rr_context, python_reference, run_rr_context
 from .cortex_m import CortexM4, available
 
@@ -287,12 +288,22 @@ def _export_c_rr_context(work: Path, lm, info: dict, stream: tuple | None) -> di
     generate_rr_context(fusion, work)
     feats, probs = run_rr_context(work, beats, clock, centres, scores)
     ref = python_reference(fusion, beats, clock, centres, scores, info["output_scale"], info["output_zero_point"])
-    return {"files": RR_FILES, "features": list(fusion.to_card()["features"]), "context_s": fusion.context_s,
+    # The streaming beat detector a device without one of its own can feed it with (export.c_beats).
+    write_beats(work)
+    c_beats = run_beats(work, signal, lm.fs, chunk=0)
+    return {"files": RR_FILES + BEATS_FILES, "features": list(fusion.to_card()["features"]), "context_s": fusion.context_s,
             "windows_checked": int(len(centres)), "windows_with_context": int((feats[:, -1] > 0).sum()),
             "class_agreement_with_python": round(float((probs.argmax(1) == ref.argmax(1)).mean()), 4),
             "max_abs_prob_diff": float(np.abs(probs - ref).max()),
-            "code_bytes": {cc: {k: v[k] for k in ("text", "data", "bss", "flash", "ram", "stack_max")}
-                           for cc, v in code_bytes(work, source="tr_rr_context.c").items()}}
+            "code_bytes": _sizes(work, "tr_rr_context.c"),
+            "beats": {"detector": "tr_beats.c (streaming Pan-Tompkins)", "beats_in_check_stream": int(len(c_beats)),
+                      "neurokit_beats_in_check_stream": int(len(beats)), "code_bytes": _sizes(work, "tr_beats.c")}}
+
+
+def _sizes(work: Path, source: str) -> dict:
+    """Flash, static RAM and deepest stack of one generated or shipped C file, per toolchain."""
+    return {cc: {k: v[k] for k in ("text", "data", "bss", "flash", "ram", "stack_max")}
+            for cc, v in code_bytes(work, source=source).items()}
 
 
 # Estimates from instruction counts, stated as assumptions: cycles = instructions x CPI, and
