@@ -174,7 +174,9 @@ def report_table(r: dict) -> str:
                       "side): flash " + ", ".join(f"{k} {v:,} bytes" for k, v in flash.items())
                       + "; static RAM " + ", ".join(f"{k} {v:,} bytes" for k, v in ram.items())
                       + f"; the Python fusion's class on {rr['class_agreement_with_python']:.2%} of {rr['windows_checked']} "
-                      f"decisions, probabilities at most {rr['max_abs_prob_diff']:.1e} apart"]
+                      f"decisions, probabilities at most {rr['max_abs_prob_diff']:.1e} apart; its beats from the device's "
+                      "detector or tr_beats.c (streaming R peaks), flash "
+                      + ", ".join(f"{k} {v['flash']:,} bytes" for k, v in rr["beats"]["code_bytes"].items())]
     return "\n".join(lines)
 
 
