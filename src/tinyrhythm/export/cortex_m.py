@@ -5,7 +5,9 @@ unicorn engine (QEMU's CPU emulation as a library), counting instructions.
 -mfloat-abi=hard`, the DSP extension's `__smlad` kernels on) and linked with a harness into one
 flat image; unicorn runs `tr_classify` on real windows and the two streams hop by hop, counting
 every executed Thumb instruction (per translated block: 16- and 32-bit encodings told apart by
-their first halfword). The scores are compared with the x86 build's.
+their first halfword). The scores are compared with the x86 build's. Where the export writes the
+RR context (`tr_rr_context.c`) and the beat detector (`tr_beats.c`), they are linked in and
+counted too.
 """
 
 from __future__ import annotations
@@ -48,6 +50,22 @@ void h_stream_push(int n) {
     if (c >= 0) h_result = c;
   }
 }
+#ifdef H_RR
+/* The RR context and the beat detector (tr_rr_context.c, tr_beats.c); floats pass through memory. */
+#include "tr_rr_context.h"
+#include "tr_beats.h"
+uint32_t h_beats[1024], h_found[64];
+int h_nbeats;
+float h_fs, h_feats[TR_RR_NUM_FEATURES], h_probs[TR_NUM_CLASSES];
+uint32_t h_centre;
+tr_beats_t h_bt;
+void h_rr(void) {
+  tr_rr_features(h_beats, h_nbeats, h_fs, h_centre, h_feats);
+  h_result = tr_rr_fuse(h_scores, h_feats, h_probs);
+}
+void h_beats_init(void) { h_result = tr_beats_init(&h_bt, h_fs); }
+void h_beats_push(int n) { h_result = tr_beats_push(&h_bt, h_mv, n, h_found, 64); }
+#endif
 void h_onepass_init(void) { tr_onepass_init(); }
 void h_onepass_push(int n) {
   int k = 0, c;
@@ -77,7 +95,7 @@ def available() -> str | None:
 class CortexM4:
     """The model's C build (`out` holds tr_model.c and tr_onepass.c) on an emulated Cortex-M4F."""
 
-    def __init__(self, out: str | Path, opt: str = "-O2", conditioned: bool = True):
+    def __init__(self, out: str | Path, opt: str = "-O2", conditioned: bool = True, rr: bool = False):
         missing = available()
         if missing:
             raise TinyRhythmError(f"the Cortex-M4 emulation needs {missing}")
@@ -94,6 +112,7 @@ class CortexM4:
                 ["arm-none-eabi-gcc", "-std=c99", opt, "-Wall", "-Wextra", "-Werror", *FLAGS, "-ffunction-sections",
                  "-fdata-sections", "-nostartfiles", f"-Wl,-T,{tmp / 'link.ld'}", "-Wl,--gc-sections", "-Wl,-e,h_classify",
                  "--specs=nosys.specs", f"-I{out}", "-o", str(elf), str(out / "tr_model.c"), str(out / "tr_onepass.c"),
+                 *([str(out / "tr_rr_context.c"), str(out / "tr_beats.c"), "-DH_RR"] if rr else []),
                  str(tmp / "harness.c"), "-lm"], capture_output=True, text=True)
             if build.returncode:
                 raise TinyRhythmError(f"Cortex-M4 build failed: {(build.stderr.strip().splitlines() or ['?'])[0][:200]}")
@@ -143,6 +162,34 @@ class CortexM4:
             counts.append(self.call("h_classify"))
             scores.append(np.frombuffer(self.uc.mem_read(self.syms["h_scores"], classes), np.int8).copy())
         return np.stack(scores), counts
+
+    def rr_fuse(self, beats: np.ndarray, fs: float, centres: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """tr_rr_features + tr_rr_fuse per window (beats within the 1,024 the harness holds around
+        each centre): (probabilities [n, classes], instructions per window)."""
+        beats, probs, counts = np.asarray(beats, np.uint32), [], []
+        self.uc.mem_write(self.syms["h_fs"], np.float32(fs).tobytes())
+        for c, sc in zip(np.asarray(centres, np.uint32), np.asarray(scores, np.int8)):
+            lo = max(0, int(np.searchsorted(beats, c)) - 512)
+            part = beats[lo: lo + 1024]
+            self.uc.mem_write(self.syms["h_beats"], part.tobytes())
+            self.uc.mem_write(self.syms["h_nbeats"], np.int32(len(part)).tobytes())
+            self.uc.mem_write(self.syms["h_centre"], np.uint32(c).tobytes())
+            self.uc.mem_write(self.syms["h_scores"], sc.tobytes())
+            counts.append(self.call("h_rr"))
+            probs.append(np.frombuffer(self.uc.mem_read(self.syms["h_probs"], 4 * len(sc)), np.float32).copy())
+        return np.stack(probs), counts
+
+    def beats(self, signal: np.ndarray, fs: float, chunk: int) -> tuple[np.ndarray, int]:
+        """tr_beats_push over a signal `chunk` samples at a time: (R-peak sample indices, instructions in all)."""
+        self.uc.mem_write(self.syms["h_fs"], np.float32(fs).tobytes())
+        total = self.call("h_beats_init")
+        x, found = np.asarray(signal, np.float32), []
+        for s in range(0, len(x), chunk):
+            part = x[s:s + chunk]
+            self.uc.mem_write(self.syms["h_mv"], part.tobytes())
+            total += self.call("h_beats_push", len(part))
+            found.append(np.frombuffer(self.uc.mem_read(self.syms["h_found"], 4 * self._i32("h_result")), np.uint32))
+        return np.concatenate(found).astype(np.int64), total
 
     def stream_hops(self, signal: np.ndarray, hop: int, onepass: bool, classes: int,
                     dtype=np.float32) -> tuple[np.ndarray, list[int]]:

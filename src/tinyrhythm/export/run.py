@@ -177,6 +177,11 @@ def report_table(r: dict) -> str:
                       f"decisions, probabilities at most {rr['max_abs_prob_diff']:.1e} apart; its beats from the device's "
                       "detector or tr_beats.c (streaming R peaks), flash "
                       + ", ".join(f"{k} {v['flash']:,} bytes" for k, v in rr["beats"]["code_bytes"].items())]
+            m4rr = (c.get("cortex_m4_emulated") or {}).get("rr_context")
+            if m4rr:
+                lines[-1] += (f"; Cortex-M4 (emulated): {m4rr['instructions_per_fusion']:,} instructions per fusion, "
+                              f"{m4rr['beat_instructions_per_sample']:g} per sample of beat detection "
+                              f"({m4rr['beat_cpu_share_250Hz_64MHz']:.2%} of a 64 MHz core at 250 Hz)")
     return "\n".join(lines)
 
 
@@ -237,7 +242,7 @@ def _export_c(work: Path, lm, x: np.ndarray, macs: int) -> dict:
         m4["ram_stream_total"] = m4["ram"] + stream_t + m4["stack_stream"]
     c_logits = (scores.astype(np.float32) - info["output_zero_point"]) * np.float32(info["output_scale"])
     steps = np.abs(c_logits - ort) / info["output_scale"]
-    rr = _export_c_rr_context(work, lm, info, stream)
+    rr, rr_check = _export_c_rr_context(work, lm, info, stream)
     return {**info, "files": sorted(p.name for p in work.glob("*.[ch]")),
             "class_agreement_with_onnx_int8": round(float((c_logits.argmax(1) == ort.argmax(1)).mean()), 4),
             "max_score_diff_steps": round(float(steps.max()), 3),
@@ -246,7 +251,8 @@ def _export_c(work: Path, lm, x: np.ndarray, macs: int) -> dict:
             "latency_ms_per_window_O2": round(1e3 * seconds / len(xq), 4),
             "onepass": onepass,
             **({"rr_context": rr} if rr else {}),
-            "cortex_m4_emulated": _emulate_cortex_m4(work, lm, {**info, "macs": macs}, xq, scores, onepass, stream)}
+            "cortex_m4_emulated": _emulate_cortex_m4(work, lm, {**info, "macs": macs}, xq, scores, onepass, stream,
+                                                     rr_check)}
 
 
 def _export_c_onepass(work: Path, lm, x: np.ndarray) -> tuple[dict, tuple | None]:
@@ -277,12 +283,13 @@ def _export_c_onepass(work: Path, lm, x: np.ndarray) -> tuple[dict, tuple | None
             "ms_per_decision_O2": round(1e3 * seconds / max(1, len(starts)), 4)}, (signal, scores, hop, starts)
 
 
-def _export_c_rr_context(work: Path, lm, info: dict, stream: tuple | None) -> dict | None:
+def _export_c_rr_context(work: Path, lm, info: dict, stream: tuple | None) -> tuple[dict | None, dict | None]:
     """The card's RR context as C (tr_rr_context.c), checked against the monitor's Python fusion on
-    the one-pass C stream's decisions and the beats NeuroKit finds in that stream."""
+    the one-pass C stream's decisions and the beats NeuroKit finds in that stream: (the report,
+    what the check ran on and gave, for the Cortex-M4 run)."""
     fusion = lm.card.rr_fusion
     if fusion is None or stream is None:
-        return None
+        return None, None
     signal, scores, _, starts = stream
     # The monitor centres a window at start + L/2 samples: a clock at twice the model's rate holds that exactly.
     clock = 2.0 * lm.fs
@@ -293,13 +300,15 @@ def _export_c_rr_context(work: Path, lm, info: dict, stream: tuple | None) -> di
     # The streaming beat detector a device without one of its own can feed it with (export.c_beats).
     write_beats(work)
     c_beats = run_beats(work, signal, lm.fs, chunk=0)
+    check = {"beats": beats, "clock": clock, "centres": centres, "scores": scores, "probs": probs,
+             "signal": signal, "fs": lm.fs, "c_beats": c_beats}
     return {"files": RR_FILES + BEATS_FILES, "features": list(fusion.to_card()["features"]), "context_s": fusion.context_s,
             "windows_checked": int(len(centres)), "windows_with_context": int((feats[:, -1] > 0).sum()),
             "class_agreement_with_python": round(float((probs.argmax(1) == ref.argmax(1)).mean()), 4),
             "max_abs_prob_diff": float(np.abs(probs - ref).max()),
             "code_bytes": _sizes(work, "tr_rr_context.c"),
             "beats": {"detector": "tr_beats.c (streaming Pan-Tompkins)", "beats_in_check_stream": int(len(c_beats)),
-                      "neurokit_beats_in_check_stream": int(len(beats)), "code_bytes": _sizes(work, "tr_beats.c")}}
+                      "neurokit_beats_in_check_stream": int(len(beats)), "code_bytes": _sizes(work, "tr_beats.c")}}, check
 
 
 def _sizes(work: Path, source: str) -> dict:
@@ -315,14 +324,14 @@ PJ_PER_CYCLE = 54.0  # 30 uA/MHz at 1.8 V
 
 
 def _emulate_cortex_m4(work: Path, lm, info: dict, xq: np.ndarray, x86_scores: np.ndarray, onepass: dict,
-                       stream: tuple | None) -> dict:
+                       stream: tuple | None, rr_check: dict | None = None) -> dict:
     """The -Os build (the one whose flash is reported) run in the unicorn Cortex-M4 emulator:
     instructions per window and per hop of both streams, outputs against the x86 build."""
 
     missing = available()
     if missing:
         return {"unavailable": f"needs {missing}"}
-    m4 = CortexM4(work, "-Os", conditioned=info["conditioning"] is not None)
+    m4 = CortexM4(work, "-Os", conditioned=info["conditioning"] is not None, rr=rr_check is not None)
     n_cls = x86_scores.shape[1]
     sc, counts = m4.classify(xq[:4], n_cls)
     per_window = int(np.median(counts))
@@ -342,6 +351,17 @@ def _emulate_cortex_m4(work: Path, lm, info: dict, xq: np.ndarray, x86_scores: n
         out["instructions_per_hop_onepass"] = int(np.median(op_hops)) if op_hops else None
         out["onepass_scores_equal_x86"] = bool(np.array_equal(op_scores, stream[1][: len(op_scores)].astype(np.int8)))
         out["onepass_decisions_checked"] = len(op_scores)
+    if rr_check is not None:  # the RR context and the beat detector: what they add to a decision
+        k = min(32, len(rr_check["centres"]))
+        probs, counts = m4.rr_fuse(rr_check["beats"], rr_check["clock"], rr_check["centres"][:k], rr_check["scores"][:k])
+        beats, n_beats = m4.beats(rr_check["signal"], rr_check["fs"], 125)
+        per_sample = n_beats / len(rr_check["signal"])
+        out["rr_context"] = {"decisions_checked": k, "instructions_per_fusion": int(np.median(counts)),
+                             "max_prob_diff_x86": float(np.abs(probs - rr_check["probs"][:k]).max()),
+                             "beats_equal_x86": bool(np.array_equal(beats, rr_check["c_beats"])),
+                             "beat_instructions_per_sample": round(per_sample, 1),
+                             "beat_instructions_per_second_250Hz": int(round(per_sample * 250)),
+                             "beat_cpu_share_250Hz_64MHz": round(per_sample * 250 * CPI / 64e6, 5)}
     for mhz in (64, 190):
         for key in ("window", "hop_onepass"):
             n = per_window if key == "window" else out.get("instructions_per_hop_onepass")
