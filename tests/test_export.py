@@ -315,3 +315,15 @@ int main(void) {
                "-lm", "-o", tmp_path / "t")
     assert proc.returncode == 0, proc.stderr
     assert subprocess.run([tmp_path / "t"]).returncode == 0
+
+
+def test_rr_context_in_c_without_a_one_pass_stream(tmp_path, monkeypatch):
+    """A model whose head has no one-pass form still gets its RR context in C, checked on the
+    check windows classified one by one."""
+    from tinyrhythm.export import run
+
+    monkeypatch.setattr(run, "_export_c_onepass", lambda work, lm, x: ({"unavailable": "no one-pass form"}, None))
+    monkeypatch.setattr(run, "_emulate_cortex_m4", lambda *a: {"unavailable": "not measured here"})
+    r = run.export("rhythm-cnn1", "c", tmp_path / "c")["c"]["rr_context"]
+    assert r["class_agreement_with_python"] == 1.0 and r["max_abs_prob_diff"] < 1e-5 and r["windows_checked"] > 200, r
+    assert (tmp_path / "c" / "tr_rr_context.c").is_file() and (tmp_path / "c" / "tr_beats.c").is_file()

@@ -242,7 +242,8 @@ def _export_c(work: Path, lm, x: np.ndarray, macs: int) -> dict:
         m4["ram_stream_total"] = m4["ram"] + stream_t + m4["stack_stream"]
     c_logits = (scores.astype(np.float32) - info["output_zero_point"]) * np.float32(info["output_scale"])
     steps = np.abs(c_logits - ort) / info["output_scale"]
-    rr, rr_check = _export_c_rr_context(work, lm, info, stream)
+    rr_stream = stream if stream is not None or not lm.card.rr_context else _window_stream(work, lm, info, x)
+    rr, rr_check = _export_c_rr_context(work, lm, info, rr_stream)
     return {**info, "files": sorted(p.name for p in work.glob("*.[ch]")),
             "class_agreement_with_onnx_int8": round(float((c_logits.argmax(1) == ort.argmax(1)).mean()), 4),
             "max_score_diff_steps": round(float(steps.max()), 3),
@@ -283,12 +284,23 @@ def _export_c_onepass(work: Path, lm, x: np.ndarray) -> tuple[dict, tuple | None
             "ms_per_decision_O2": round(1e3 * seconds / max(1, len(starts)), 4)}, (signal, scores, hop, starts)
 
 
+def _window_stream(work: Path, lm, info: dict, x: np.ndarray) -> tuple:
+    """Where there is no one-pass stream (e.g. a global-pooling head): the check windows joined end
+    to end, classified window by window by the C build at the monitor's hop, in the one-pass
+    stream's form (signal, scores, hop, starts)."""
+    L, hop = lm.input_length, lm.input_length // 4
+    signal = np.ascontiguousarray(x[:64].reshape(-1), np.float32)
+    starts = np.arange(0, len(signal) - L + 1, hop)
+    xq, _ = onnx_int8_run(work / "model-int8.onnx", info["input_tensor"], np.stack([signal[s:s + L] for s in starts])[:, None])
+    return signal, compile_and_run(work, xq)[0], hop, starts
+
+
 def _export_c_rr_context(work: Path, lm, info: dict, stream: tuple | None) -> tuple[dict | None, dict | None]:
     """The card's RR context as C (tr_rr_context.c), checked against the monitor's Python fusion on
     the one-pass C stream's decisions and the beats NeuroKit finds in that stream: (the report,
     what the check ran on and gave, for the Cortex-M4 run)."""
     fusion = lm.card.rr_fusion
-    if fusion is None or stream is None:
+    if fusion is None:
         return None, None
     signal, scores, _, starts = stream
     # The monitor centres a window at start + L/2 samples: a clock at twice the model's rate holds that exactly.
