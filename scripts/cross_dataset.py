@@ -1,6 +1,6 @@
 """Cross-dataset evaluation of a rhythm3 model on the test patients of every source.
 
-    python scripts/cross_dataset.py MODEL [--store DIR] [--out results.json] [--stress]
+    python scripts/cross_dataset.py MODEL [--store DIR] [--out results.json] [--stress] [--beats neurokit|c]
 
 1. Window level, per dataset, on the store's test split: macro F1, per-class F1 (AF first).
 2. Long records (MITDB, CPSC 2021, AFTDB, AFPDB test patients, lead 0): `monitor` on the
@@ -173,6 +173,8 @@ def main(argv=None) -> int:
     ap.add_argument("--stress", action="store_true")
     ap.add_argument("--out", default=None)
     ap.add_argument("--plot", default=None, help="PNG of the noise stress test (with --stress)")
+    ap.add_argument("--beats", choices=("neurokit", "c"), default="neurokit",
+                    help="the monitor's R peaks: its NeuroKit2 detectors, or the C export's tr_beats.c (a device's)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     lm = load_model(a.model)
@@ -184,10 +186,11 @@ def main(argv=None) -> int:
 
         store = ensure_store(TrainConfig.from_file(Path(__file__).parents[1] / "configs" / "rhythm.json").store_config(),
                              quiet=True)
-    result = {"model": a.model, "window": window_level(lm, store)}
+    result = {"model": a.model, "beats": a.beats, "window": window_level(lm, store)}
     with tempfile.TemporaryDirectory() as d:
-        result["long"] = long_records(lm, Path(d))
-        result["window_after_monitor"] = monitor_windows(lm, store, Path(d))
+        cfg = MonitorConfig(beat_detector=a.beats)
+        result["long"] = long_records(lm, Path(d), cfg=cfg)
+        result["window_after_monitor"] = monitor_windows(lm, store, Path(d), cfg=cfg)
         if a.stress:
             result["stress"] = stress(lm, Path(d))
             if a.plot:

@@ -82,3 +82,23 @@ int main(void) {
                             str(tmp_path / "tr_beats.c"), "-lm", "-o", str(tmp_path / "t")], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     assert subprocess.run([tmp_path / "t"]).returncode == 0
+
+
+def test_monitor_with_the_c_detector_previews_a_device(tmp_path):
+    """`MonitorConfig(beat_detector="c")`: the monitor's beats, heart rate and RR context from
+    tr_beats.c; on MITDB 203 (AF) the same AF burden to within a few points and nearly the same
+    beats; a rate the C detector does not take, or an unknown detector, is one clear error."""
+    import pytest
+
+    from tinyrhythm.errors import TinyRhythmError
+    from tinyrhythm.monitor.analyse import MonitorConfig, monitor
+
+    nk = monitor(DATA / "mitdb" / "203.hea", "rhythm-cnn3-int8")
+    c = monitor(DATA / "mitdb" / "203.hea", "rhythm-cnn3-int8", cfg=MonitorConfig(beat_detector="c"))
+    assert c.rr_context and abs(len(c.beats) - len(nk.beats)) < 0.05 * len(nk.beats)
+    assert abs(c.summary["af_burden"] - nk.summary["af_burden"]) < 0.05, (c.summary, nk.summary)
+    with pytest.raises(TinyRhythmError, match="beat_detector must be one of"):
+        monitor(DATA / "mitdb" / "100.hea", "rhythm-cnn3-int8", cfg=MonitorConfig(beat_detector="pan"))
+    np.save(tmp_path / "fast.npy", np.zeros(2000 * 30, np.float32))
+    with pytest.raises(TinyRhythmError, match="fast.npy: the C beat detector takes 50-1000 Hz, got 2000 Hz"):
+        monitor(tmp_path / "fast.npy", "rhythm-cnn3-int8", fs=2000, cfg=MonitorConfig(beat_detector="c"))

@@ -21,6 +21,7 @@ import numpy as np
 from .c_toolchain import build, build_and_run
 
 SOURCE_DIR = Path(__file__).parent / "c_beats"
+MIN_FS, MAX_FS = 50.0, 1000.0  # tr_beats_init's range (TR_BEATS_MAX_FS)
 FILES = ["tr_beats.h", "tr_beats.c", "beats_main.c"]
 
 _DRIVER = """/* Test driver: float32 mV on stdin, uint32 R-peak sample indices on stdout. argv: fs, then the
@@ -81,4 +82,4 @@ def detect_beats_c(signal: np.ndarray, fs: float) -> np.ndarray:
     return np.frombuffer(proc.stdout, np.uint32).astype(np.int64)
 
 
-__all__ = ["FILES", "detect_beats_c", "run_beats", "write_beats"]
+__all__ = ["FILES", "MAX_FS", "MIN_FS", "detect_beats_c", "run_beats", "write_beats"]

@@ -28,6 +28,7 @@ from .quality import unreadable_mask
 
 
 ENGINES = ("auto", "onepass", "windows")
+BEAT_DETECTORS = ("neurokit", "c")
 
 
 @dataclass
@@ -53,6 +54,10 @@ class MonitorConfig:
     # Weigh each window's probabilities with the RR irregularity and rate of the beats around
     # it (runtime.rr_context), where the model card carries a fusion fitted on validation.
     rr_context: bool = True
+    # Whose R peaks: the monitor's NeuroKit2 detectors ("neurokit"), or the C export's streaming
+    # detector ("c", export.c_beats, built with the host's gcc): what a device running tr_beats.c
+    # finds, for its RR context, heart rate and pauses. Python API only.
+    beat_detector: str = "neurokit"
 
 
 @dataclass
@@ -119,6 +124,8 @@ def _check(cfg: MonitorConfig, lm: LoadedModel) -> int:
         raise TinyRhythmError(f"--engine must be one of {', '.join(ENGINES)}, got {cfg.engine!r}")
     if cfg.min_duration_s < 0:
         raise TinyRhythmError(f"--min-duration must be >= 0, got {cfg.min_duration_s}")
+    if cfg.beat_detector not in BEAT_DETECTORS:
+        raise TinyRhythmError(f"beat_detector must be one of {', '.join(BEAT_DETECTORS)}, got {cfg.beat_detector!r}")
     return hop
 
 
@@ -140,6 +147,12 @@ def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorCo
     per-model-sample unreadable mask, model-rate length, engine used). With a `beats` list, the R peaks
     of each chunk (sample indices at the recording's rate) are appended to it."""
     r = ratio(stream.fs, lm.fs)
+    find_beats = detect_beats
+    if cfg.beat_detector == "c":
+        from ..export.c_beats import MAX_FS, MIN_FS, detect_beats_c as find_beats
+
+        if not MIN_FS <= stream.fs <= MAX_FS:
+            raise TinyRhythmError(f"{stream.path}: the C beat detector takes {MIN_FS:g}-{MAX_FS:g} Hz, got {stream.fs:g} Hz")
     step = r.denominator  # chunk edges on a common grid of both rates: no drift between chunks
     chunk = max(step, int(cfg.chunk_s * stream.fs) // step * step)
     margin = max(step, int(4 * stream.fs) // step * step)
@@ -158,7 +171,7 @@ def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorCo
         m = unreadable_mask(x, stream.fs)
         readable = np.where(m, 0.0, x)
         if beats is not None:  # detected with the chunk's context, kept inside the chunk: no seam doubles or loses a beat
-            found = detect_beats(readable, stream.fs) + a
+            found = find_beats(readable, stream.fs) + a
             beats.append(found[(found >= s) & (found < e)])
         y = resample(readable, stream.fs, lm.fs)
         lo = (s - a) * r.numerator // r.denominator
