@@ -20,6 +20,7 @@ from ..paths import replace_dir, sha256_file
 from ..runtime import LoadedModel, ModelCard, load_model
 from ..runtime.ort import INPUT_NAME, OUTPUT_NAME, OrtModule, export_onnx, latency_ms, session, weight_bytes
 from ..train.config import training_store
+from ..runtime.rr_context import FEATURES as RR_FEATURES
 from ..windows.beats import detect_beats
 from . import tflite
 from .c import code_bytes, compile_and_run, generate
@@ -314,7 +315,7 @@ def _export_c_rr_context(work: Path, lm, info: dict, stream: tuple | None) -> tu
     c_beats = run_beats(work, signal, lm.fs, chunk=0)
     check = {"beats": beats, "clock": clock, "centres": centres, "scores": scores, "probs": probs,
              "signal": signal, "fs": lm.fs, "c_beats": c_beats}
-    return {"files": RR_FILES + BEATS_FILES, "features": list(fusion.to_card()["features"]), "context_s": fusion.context_s,
+    return {"files": RR_FILES + BEATS_FILES, "features": list(RR_FEATURES), "context_s": fusion.context_s,
             "windows_checked": int(len(centres)), "windows_with_context": int((feats[:, -1] > 0).sum()),
             "class_agreement_with_python": round(float((probs.argmax(1) == ref.argmax(1)).mean()), 4),
             "max_abs_prob_diff": float(np.abs(probs - ref).max()),
@@ -366,7 +367,7 @@ def _emulate_cortex_m4(work: Path, lm, info: dict, xq: np.ndarray, x86_scores: n
     if rr_check is not None:  # the RR context and the beat detector: what they add to a decision
         k = min(32, len(rr_check["centres"]))
         probs, counts = m4.rr_fuse(rr_check["beats"], rr_check["clock"], rr_check["centres"][:k], rr_check["scores"][:k])
-        beats, n_beats = m4.beats(rr_check["signal"], rr_check["fs"], 125)
+        beats, n_beats = m4.beats(rr_check["signal"], rr_check["fs"], 125)  # any chunking gives the same beats
         per_sample = n_beats / len(rr_check["signal"])
         out["rr_context"] = {"decisions_checked": k, "instructions_per_fusion": int(np.median(counts)),
                              "max_prob_diff_x86": float(np.abs(probs - rr_check["probs"][:k]).max()),
