@@ -51,6 +51,8 @@ def match(ref: np.ndarray, det: np.ndarray, tol: int) -> int:
 
 
 def detector(method: str):
+    """`run(x, fs)` -> R-peak sample indices: the monitor's detector ("used"), the C export's ("c"),
+    or one NeuroKit2 detector alone after NeuroKit2's cleaning."""
     if method == "used":
         return detect_beats
     if method == "c":  # the streaming C detector shipped with the C export (export/c_beats)
@@ -62,8 +64,12 @@ def detector(method: str):
     def run(x, fs):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _, info = nk.ecg_peaks(nk.ecg_clean(x, sampling_rate=fs, method="neurokit"), sampling_rate=fs, method=method)
-        return np.asarray(info["ECG_R_Peaks"], np.int64)
+            try:
+                _, info = nk.ecg_peaks(nk.ecg_clean(np.nan_to_num(x), sampling_rate=fs, method="neurokit"),
+                                       sampling_rate=fs, method=method)
+            except (ValueError, IndexError, ZeroDivisionError):  # a short or flat record: no beats
+                return np.zeros(0, np.int64)
+        return np.unique(np.asarray(info["ECG_R_Peaks"], np.int64))
 
     return run
 

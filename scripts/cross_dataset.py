@@ -50,10 +50,11 @@ def window_level(lm, store: WindowStore) -> dict:
     return dataset_reports(store, idx, pred, {"mitdb+cpsc2021+aftdb": ("mitdb", "cpsc2021", "aftdb")})
 
 
-def monitor_windows(lm, store: WindowStore, tmp: Path, datasets=("mitdb", "aftdb"), cfg: MonitorConfig | None = None) -> dict:
+def monitor_windows(lm, store: WindowStore, results: dict, datasets=("mitdb", "aftdb")) -> dict:
     """AF F1 of the test windows of the issue's target pool (CPSC 2021 has no test patient) with
-    each window labelled as `monitor` labels its centre on the whole record: what a clinician
-    reads, at window granularity, after the RR context and the smoothing."""
+    each window labelled as `monitor` labelled its centre on the whole record (`results`, by
+    (dataset, record) from long_records): what a clinician reads, at window granularity, after
+    the RR context and the smoothing."""
     ds, names = store.dataset_index()
     idx, keys, rec, starts = store.indices("test"), store.record_keys(), store.record_names(), store.starts()
     af_class = class_rhythms(lm.task, list(lm.classes)).index(AFIB)
@@ -61,12 +62,10 @@ def monitor_windows(lm, store: WindowStore, tmp: Path, datasets=("mitdb", "aftdb
     for name in datasets:
         sel = idx[np.array(names)[ds[idx]] == name]
         base = np.array([rec[keys[i]].split(":")[0] for i in sel])
-        for r in test_records(name):
-            w = sel[base == r.record_id.split(":")[0]]
-            if not len(w):
+        for (dataset, record), res in results.items():
+            w = sel[base == record]
+            if dataset != name or not len(w):
                 continue
-            np.save(tmp / "rec.npy", r.signal.astype(np.float32), allow_pickle=False)
-            res = monitor(tmp / "rec.npy", lm, fs=r.fs, cfg=cfg)
             k = np.searchsorted(res.bounds, (starts[w] + store.window_length / 2) / store.fs, "right") - 1
             af.append(np.array(res.labels)[np.clip(k, 0, len(res.labels) - 1)] == AFIB)
             y.append(store.labels[w] == af_class)
@@ -96,13 +95,14 @@ def pooled(rows: list[dict]) -> dict:
     }
 
 
-def _score(lm, signal: np.ndarray, fs: float, zones, tmp: Path, cfg: MonitorConfig | None = None) -> dict:
+def _score(lm, signal: np.ndarray, fs: float, zones, tmp: Path, cfg: MonitorConfig | None = None,
+           with_result: bool = False):
     path = tmp / "rec.npy"
     np.save(path, signal.astype(np.float32), allow_pickle=False)
     res = monitor(path, lm, fs=fs, cfg=cfg)
     ev = evaluate_episodes(res, reference_episodes(zones, fs))
     ev["non_af_h"] = (ev["reference_rhythm_s"] - ev["af_tp_s"] - ev["af_fn_s"]) / 3600
-    return ev
+    return (ev, res) if with_result else ev
 
 
 def test_records(name: str, split: str = "test"):
@@ -113,10 +113,17 @@ def test_records(name: str, split: str = "test"):
             yield from ds.records(patient)
 
 
-def long_records(lm, tmp: Path, split: str = "test", cfg: MonitorConfig | None = None) -> dict:
+def long_records(lm, tmp: Path, split: str = "test", cfg: MonitorConfig | None = None,
+                 results: dict | None = None) -> dict:
+    """Pooled figures per dataset; each record's MonitorResult goes into `results` (by (dataset, record)) when given."""
     out = {}
     for name in LONG:
-        rows = [_score(lm, r.signal, r.fs, r.zones, tmp, cfg) for r in test_records(name, split)]
+        rows = []
+        for r in test_records(name, split):
+            ev, res = _score(lm, r.signal, r.fs, r.zones, tmp, cfg, with_result=True)
+            rows.append(ev)
+            if results is not None:
+                results[name, r.record_id.split(":")[0]] = res
         if rows:
             out[name] = pooled(rows)
     return out
@@ -189,8 +196,9 @@ def main(argv=None) -> int:
     result = {"model": a.model, "beats": a.beats, "window": window_level(lm, store)}
     with tempfile.TemporaryDirectory() as d:
         cfg = MonitorConfig(beat_detector=a.beats)
-        result["long"] = long_records(lm, Path(d), cfg=cfg)
-        result["window_after_monitor"] = monitor_windows(lm, store, Path(d), cfg=cfg)
+        results: dict = {}
+        result["long"] = long_records(lm, Path(d), cfg=cfg, results=results)
+        result["window_after_monitor"] = monitor_windows(lm, store, results)
         if a.stress:
             result["stress"] = stress(lm, Path(d))
             if a.plot:

@@ -16,8 +16,8 @@ as `rr_context` (a zoo card, or a run's config.json), which `monitor` and `predi
 choose the monitor's AF shift again). --test scores that fit, and the card's fusion as it is, on
 the test split's windows afterwards (measured after the choice, not used to make it), also
 pooled over MITDB and AFTDB, the issue's AF target pool; --detector NAME scores the card's fusion there again
-on the beats of NeuroKit2's detector NAME alone (a device's simpler detector), or (c) of the C
-export's streaming detector, tr_beats.c.
+on the beats of `scripts/beat_detection.py`'s detector NAME: one NeuroKit2 detector after NeuroKit2's
+cleaning (a device's simpler detector), or c, the C export's streaming tr_beats.c.
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupKFold
-from cross_dataset import test_records  # scripts/ is on the path of a script run from it
+from beat_detection import detector as beat_detector  # scripts/ is on the path of a script run from it
+from cross_dataset import test_records
 
 from tinyrhythm.evaluate.scoring import eval_indices, predict_proba, record_means
 from tinyrhythm.paths import write_atomic
 from tinyrhythm.runtime import load_model
 from tinyrhythm.runtime.rr_context import RRContext, context_features, model_inputs
 from tinyrhythm.train.config import training_store
-from tinyrhythm.windows.beats import detect_beats
 from tinyrhythm.windows.labelling import on_record_grid
 
 DATASETS = ("mitdb", "aftdb", "afpdb", "cinc2017")
@@ -47,35 +47,16 @@ CONTEXT_S = 15.0  # each side of a window's centre
 GRID = np.arange(-6, 1.01, 0.5)
 
 
-def neurokit_beats(x: np.ndarray, fs: float, method: str) -> np.ndarray:
-    """R peaks by one of NeuroKit2's detectors alone (its own cleaning): a device's simpler detector."""
-    import warnings
-
-    import neurokit2 as nk
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            _, info = nk.ecg_peaks(nk.ecg_clean(np.nan_to_num(x), sampling_rate=fs, method=method), sampling_rate=fs,
-                                   method=method)
-        except (ValueError, IndexError, ZeroDivisionError):
-            return np.zeros(0, np.int64)
-    return np.unique(np.asarray(info["ECG_R_Peaks"], np.int64))
-
-
 @functools.cache
-def record_beats(dataset: str, split: str, detector: str | None = None) -> dict[str, np.ndarray]:
-    """R-peak times (s) of every record of a dataset's split (lead 0), by record name: the monitor's
-    detector, or NeuroKit2's `detector` alone."""
-    if detector == "c":  # the C export's streaming detector, as a device runs it
-        from tinyrhythm.export.c_beats import detect_beats_c as find
-    else:
-        find = detect_beats if detector is None else functools.partial(neurokit_beats, method=detector)
+def record_beats(dataset: str, split: str, detector: str = "used") -> dict[str, np.ndarray]:
+    """R-peak times (s) of every record of a dataset's split (lead 0), by record name, by one of
+    `scripts/beat_detection.py`'s detectors (default: the monitor's)."""
+    find = beat_detector(detector)
     return {r.record_id.split(":")[0]: find(r.signal, r.fs) / r.fs for r in test_records(dataset, split)}
 
 
 @functools.cache
-def split_features(ws, split: str, detector: str | None = None):
+def split_features(ws, split: str, detector: str = "used"):
     """(window indices, RR features, record groups, on `predict`'s grid) of a split's windows of DATASETS."""
     ds, names = ws.dataset_index()
     idx = eval_indices(ws, split)

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .c_toolchain import build, build_and_run
+from .c_toolchain import build
 
 SOURCE_DIR = Path(__file__).parent / "c_beats"
 MIN_FS, MAX_FS = 50.0, 1000.0  # tr_beats_init's range (TR_BEATS_MAX_FS)
 FILES = ["tr_beats.h", "tr_beats.c", "beats_main.c"]
+SOURCES = ["tr_beats.c", "beats_main.c"]  # what the test driver compiles
 
 _DRIVER = """/* Test driver: float32 mV on stdin, uint32 R-peak sample indices on stdout. argv: fs, then the
    chunk size (0: sizes drawn from 1 to 700 by a fixed generator, as a device's DMA might deliver). */
@@ -59,11 +60,19 @@ def write_beats(out: str | Path) -> None:
     (out / "beats_main.c").write_text(_DRIVER)
 
 
+def _run(exe: Path, signal: np.ndarray, fs: float, chunk: int) -> np.ndarray:
+    x = np.ascontiguousarray(signal, np.float32)  # NaN stays: the detector reads it as 0
+    proc = subprocess.run([str(exe), repr(float(fs)), str(chunk)], input=x.tobytes(), capture_output=True, check=True)
+    return np.frombuffer(proc.stdout, np.uint32).astype(np.int64)
+
+
 def run_beats(out: str | Path, signal: np.ndarray, fs: float, chunk: int = 4096) -> np.ndarray:
     """R-peak sample indices of one lead by the C detector written into `out` (gcc -O2)."""
-    x = np.ascontiguousarray(signal, np.float32)  # NaN stays: the detector reads it as 0
-    stdout, _ = build_and_run(Path(out), ["tr_beats.c", "beats_main.c"], x.tobytes(), repr(float(fs)), str(chunk))
-    return np.frombuffer(stdout, np.uint32).astype(np.int64)
+    exe = build(Path(out), SOURCES)
+    try:
+        return _run(exe, signal, fs, chunk)
+    finally:
+        exe.unlink()
 
 
 @functools.cache
@@ -72,14 +81,12 @@ def _executable() -> Path:
     out = Path(tempfile.mkdtemp(prefix="tr_beats_"))
     atexit.register(shutil.rmtree, out, True)
     write_beats(out)
-    return build(out, ["tr_beats.c", "beats_main.c"], "tr_beats")
+    return build(out, SOURCES, "tr_beats")
 
 
 def detect_beats_c(signal: np.ndarray, fs: float) -> np.ndarray:
     """`windows.beats.detect_beats`' answer as a device would give it: the C detector (built here, once)."""
-    x = np.ascontiguousarray(signal, np.float32)
-    proc = subprocess.run([str(_executable()), repr(float(fs)), "4096"], input=x.tobytes(), capture_output=True, check=True)
-    return np.frombuffer(proc.stdout, np.uint32).astype(np.int64)
+    return _run(_executable(), signal, fs, 4096)
 
 
 __all__ = ["FILES", "MAX_FS", "MIN_FS", "detect_beats_c", "run_beats", "write_beats"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.rr_context import FEATURES, MIN_BEATS, RRContext
+from ..runtime.rr_context import FEATURES, MIN_BEATS, RRContext, softmax
 from .c_toolchain import build_and_run
 
 MAX_BEATS = 256  # beats one context may hold: 512 bpm over 30 s, beyond any heart
@@ -27,7 +27,7 @@ def _floats(values) -> str:
     return ", ".join(f"{float(np.float32(v)):#.9g}f" for v in np.asarray(values).ravel())
 
 
-def generate_rr_context(fusion: RRContext, out: str | Path, prefix: str = "tr") -> dict:
+def generate_rr_context(fusion: RRContext, out: str | Path, prefix: str = "tr") -> None:
     """Write `{prefix}_rr_context.h/.c` (beside `{prefix}_model.h`, whose scores they read) and a test driver."""
     out, P = Path(out), prefix.upper()
     n_cls = fusion.coef.shape[0]
@@ -153,7 +153,6 @@ int main(void) {{
     (out / f"{prefix}_rr_context.h").write_text(header)
     (out / f"{prefix}_rr_context.c").write_text(source)
     (out / "rr_main.c").write_text(main)
-    return {"features": list(FEATURES), "context_s": fusion.context_s, "max_beats": MAX_BEATS}
 
 
 def run_rr_context(out: str | Path, beats: np.ndarray, fs: float, centres: np.ndarray,
@@ -173,9 +172,8 @@ def run_rr_context(out: str | Path, beats: np.ndarray, fs: float, centres: np.nd
 def python_reference(fusion: RRContext, beats: np.ndarray, fs: float, centres: np.ndarray, scores: np.ndarray,
                      output_scale: float, output_zero_point: int) -> np.ndarray:
     """What `tinyrhythm monitor` gives for the same windows: ONNX Runtime's dequantized logits, softmax, fusion."""
-    z = (np.asarray(scores, np.float32) - output_zero_point) * np.float32(output_scale)
-    z = np.exp(z - z.max(1, keepdims=True))
-    return fusion.apply(z / z.sum(1, keepdims=True), np.asarray(beats, np.float64) / fs, np.asarray(centres) / fs)
+    logits = (np.asarray(scores, np.float32) - output_zero_point) * np.float32(output_scale)
+    return fusion.apply(softmax(logits), np.asarray(beats, np.float64) / fs, np.asarray(centres) / fs)
 
 
 __all__ = ["FILES", "MAX_BEATS", "generate_rr_context", "python_reference", "run_rr_context"]
