@@ -2,13 +2,11 @@
 # Zoo v3.1: the recorder-independent rhythm models (task rhythm3), as trained for the package.
 #
 # rhythm-cnn3 and rhythm-cnn5 were trained on one lent H100 (configs/rhythm-gpu-*.json: 65,536
-# windows per epoch at batch 512, 62 and 36 epochs, ~7 min side by side). The GPU machine gets
-# only the checkout, so the store travels packed (43 MiB, lossless to 1 uV):
-#   python scripts/pack_store.py pack ~/.cache/tinyrhythm/stores/<store> .gpu/store          # here
-#   python scripts/pack_store.py unpack .gpu/store/pack.npz.xz /tmp/gstore                    # there
-#   python scripts/timed_train.py --store /tmp/gstore --budget 440 --out runs/ \
-#       cnn5=configs/rhythm.json:model=cnn5,batch_size=512,lr=0.004,samples_per_epoch=65536 \
-#       cnn3=configs/rhythm.json:model=cnn3,batch_size=512,lr=0.004,samples_per_epoch=65536
+# windows per epoch at batch 512, 62 and 36 epochs, equal dataset shares, ~7 min side by side).
+# The GPU machine gets only the checkout, so the store travels packed (43 MiB, lossless to 1 uV):
+# scripts/gpu_session.sh says what to prepare and runs the jobs there (scripts/timed_train.py);
+# for the zoo's two models:
+#   JOBS="cnn5=configs/rhythm-gpu-cnn5.json cnn3=configs/rhythm-gpu-cnn3.json" bash scripts/gpu_session.sh
 # On any CUDA machine with the data, `tinyrhythm train --config configs/rhythm-gpu-cnn5.json` runs
 # the same recipe. rhythm-cnn1 is the CPU recipe below (its GPU run scored lower on validation).
 # On a 2-core CPU, the CPU recipe of all three: two single-thread jobs, about 1.5 h.
