@@ -95,14 +95,14 @@ def pooled(rows: list[dict]) -> dict:
     }
 
 
-def _score(lm, signal: np.ndarray, fs: float, zones, tmp: Path, cfg: MonitorConfig | None = None,
-           with_result: bool = False):
+def _score(lm, signal: np.ndarray, fs: float, zones, tmp: Path, cfg: MonitorConfig | None = None):
+    """(episode figures against the reference rhythm, the MonitorResult) of one record."""
     path = tmp / "rec.npy"
     np.save(path, signal.astype(np.float32), allow_pickle=False)
     res = monitor(path, lm, fs=fs, cfg=cfg)
     ev = evaluate_episodes(res, reference_episodes(zones, fs))
     ev["non_af_h"] = (ev["reference_rhythm_s"] - ev["af_tp_s"] - ev["af_fn_s"]) / 3600
-    return (ev, res) if with_result else ev
+    return ev, res
 
 
 def test_records(name: str, split: str = "test"):
@@ -120,7 +120,7 @@ def long_records(lm, tmp: Path, split: str = "test", cfg: MonitorConfig | None =
     for name in LONG:
         rows = []
         for r in test_records(name, split):
-            ev, res = _score(lm, r.signal, r.fs, r.zones, tmp, cfg, with_result=True)
+            ev, res = _score(lm, r.signal, r.fs, r.zones, tmp, cfg)
             rows.append(ev)
             if results is not None:
                 results[name, r.record_id.split(":")[0]] = res
@@ -134,7 +134,7 @@ def stress(lm, tmp: Path) -> dict:
     # MITDB's test records hold one AF patient (217, paced): AFTDB's test excerpts (all AF)
     # join them so that AF sensitivity is measured on more than one patient.
     recs = list(test_records("mitdb")) + list(test_records("aftdb"))
-    out = {"clean": pooled([_score(lm, r.signal, r.fs, r.zones, tmp) for r in recs])}
+    out = {"clean": pooled([_score(lm, r.signal, r.fs, r.zones, tmp)[0] for r in recs])}
     for kind in ("em", "ma"):
         # resampled once per rate, not once per record and SNR
         at_fs = {fs: resample(noise[kind][:, 0], NSTDB_FS, fs) for fs in {r.fs for r in recs}}
@@ -144,7 +144,7 @@ def stress(lm, tmp: Path) -> dict:
                 nz = at_fs[r.fs]
                 nz = np.resize(nz, len(r.signal)) - nz.mean()
                 gain = np.sqrt(np.var(r.signal) / (np.var(nz) * 10 ** (snr / 10)))
-                rows.append(_score(lm, r.signal + gain * nz, r.fs, r.zones, tmp))
+                rows.append(_score(lm, r.signal + gain * nz, r.fs, r.zones, tmp)[0])
             out[f"{kind}_{snr}"] = pooled(rows)
     return out
 

@@ -98,11 +98,11 @@ def main() -> None:
             print(f"| {label} | {shift:+g} | " + " | ".join("" if v is None else f"{v:.3f}" for v in r.values()) + " |",
                   flush=True)
     if args.split == "val":
-        if max(score(t[2]) for t in rows) < 0:
+        label, shift, best = max(rows, key=lambda t: score(t[2]))
+        if score(best) < 0:
             print(f"no row keeps false AF <= {MAX_FALSE_AF} min/h on every non-AF set: nothing chosen or written "
                   "(try lower --shifts, e.g. -1.5 -1 -0.5)")
             return
-        label, shift, best = max(rows, key=lambda t: score(t[2]))
         print(f"chosen: {label}, AF shift {shift:+g} (mean AF F1 {score(best):.3f}, false AF <= {MAX_FALSE_AF} min/h)")
         if args.write and label == "RR context":
             path = Path(lm.card.card_path)
