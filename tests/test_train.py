@@ -193,6 +193,33 @@ def test_stretch_slows_real_ecg_down():
     assert torch.equal(stretch(w, (0.6, 1.0), 0.0, u), w)
 
 
+def test_lowpass_takes_a_real_window_down_to_a_slower_recorders_bandwidth():
+    """A real MITDB window through the recorder low-pass at 10 Hz keeps its slow content and
+    loses its fast content; not drawn, it is left exactly as it was; with the config it runs in
+    the Augmenter."""
+    import wfdb
+
+    from tinyrhythm.train.augment import Augmenter, lowpass
+    from tinyrhythm.train.config import AugmentConfig
+    from tinyrhythm.windows.resample import resample
+
+    rec = wfdb.rdrecord(str(DATA / "mitdb" / "100"), sampto=360 * 20, channels=[0])
+    x = resample(rec.p_signal[:, 0].astype(np.float32), 360, 62.5)[:513]
+    w = torch.from_numpy(x - x.mean())[None, None, :]
+    g = torch.Generator().manual_seed(0)
+    u = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    lp = lowpass(w, 62.5, (10.0, 10.0), 1.0, u)
+    f = np.fft.rfftfreq(513, 1 / 62.5)
+    p_in, p_out = (np.abs(np.fft.rfft(v[0, 0].numpy())) ** 2 for v in (w, lp))
+    fast, slow = f > 20, (f > 0.5) & (f < 5)
+    assert p_out[fast].sum() < 0.01 * p_in[fast].sum()
+    assert abs(p_out[slow].sum() / p_in[slow].sum() - 1) < 0.05
+    assert torch.equal(lowpass(w, 62.5, (10.0, 20.0), 0.0, u), w)
+    aug = Augmenter(AugmentConfig(noise_prob=0, wander_prob=0, scale=(1.0, 1.0), lowpass_prob=1.0,
+                                  lowpass_hz=(10.0, 10.0)), 62.5, None)
+    assert torch.allclose(aug(w, torch.Generator().manual_seed(1)), lp, atol=1e-5)
+
+
 def test_slow_af_weight_draws_slow_af_more_and_keeps_the_balance(small_store, tmp_path):
     """Real CinC AF windows slower than 80 bpm are drawn three times as often as faster ones,
     every class's total share unchanged; a training config with the setting runs and records it."""

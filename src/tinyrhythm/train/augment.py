@@ -1,5 +1,5 @@
 """Training-time augmentation on batches: time stretch, NSTDB noise at random SNR, amplitude
-scaling and polarity, baseline wander, DC offset. Everything draws from one torch Generator so
+scaling and polarity, baseline wander, a recorder's low-pass, DC offset. Everything draws from one torch Generator so
 runs repeat exactly."""
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ class Augmenter:
             phase = u(b) * 2 * math.pi
             amp = c.wander_mv * u(b) * (u(b) < c.wander_prob)
             x[:, 0] += amp[:, None] * torch.sin(2 * math.pi * f[:, None] * t[None, :] + phase[:, None])
+        if c.lowpass_prob > 0:
+            x = lowpass(x, self.fs, c.lowpass_hz, c.lowpass_prob, u)
         if c.offset_mv > 0:
             x += (u(b) * 2 - 1)[:, None, None] * c.offset_mv
         lo, hi = math.log(c.scale[0]), math.log(c.scale[1])
@@ -71,3 +73,23 @@ def stretch(x: torch.Tensor, rate: tuple[float, float], prob: float, u) -> torch
     hi = (lo + 1).clamp(max=n - 1)
     frac = (pos - lo).unsqueeze(1)
     return torch.gather(x, 2, lo.unsqueeze(1)) * (1 - frac) + torch.gather(x, 2, hi.unsqueeze(1)) * frac
+
+
+def lowpass(x: torch.Tensor, fs: float, cutoff_hz: tuple[float, float], prob: float, u, order: int = 4) -> torch.Tensor:
+    """Each window, with probability `prob`, through a zero-phase Butterworth low-pass of `order`
+    (magnitude 1 / sqrt(1 + (f / fc)^(2 order))) at a cutoff uniform in `cutoff_hz`: a slower
+    recorder's bandwidth. Applied in the frequency domain on the window reflected at both ends, so
+    that its edges do not wrap into each other."""
+    b, _, n = x.shape
+    fc = cutoff_hz[0] + u(b) * (cutoff_hz[1] - cutoff_hz[0])
+    drawn = u(b) < prob
+    if not drawn.any():
+        return x
+    pad = min(n - 1, int(round(fs)))  # a second each side: the filter's ringing dies out well within it
+    xp = torch.nn.functional.pad(x[drawn], (pad, pad), mode="reflect")
+    f = torch.fft.rfftfreq(xp.shape[-1], 1 / fs)
+    gain = 1 / torch.sqrt(1 + (f[None, :] / fc[drawn][:, None]) ** (2 * order))
+    y = torch.fft.irfft(torch.fft.rfft(xp, dim=-1) * gain[:, None, :], n=xp.shape[-1], dim=-1)
+    x = x.clone()
+    x[drawn] = y[..., pad : pad + n].to(x.dtype)
+    return x

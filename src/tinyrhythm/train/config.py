@@ -35,6 +35,11 @@ class AugmentConfig:
     # its end. Training AF is mostly fast (README, "Slow AF").
     stretch_prob: float = 0.0
     stretch: tuple[float, float] = (0.7, 1.0)
+    # A recorder's own bandwidth: a zero-phase 4th-order Butterworth low-pass at a cutoff uniform
+    # in `lowpass_hz`, after noise and wander (the recorder filters them too). Real devices cut at
+    # 25-150 Hz; what the models learn from 15-31 Hz detail (README, "Recorder bandwidth").
+    lowpass_prob: float = 0.0
+    lowpass_hz: tuple[float, float] = (12.0, 31.25)
 
 
 @dataclass
@@ -209,6 +214,7 @@ CHOICES = {
 AUGMENT_RANGES = {
     "noise_prob": (float, 0.0, 1.0), "invert_prob": (float, 0.0, 1.0), "wander_prob": (float, 0.0, 1.0),
     "stretch_prob": (float, 0.0, 1.0), "stretch": (tuple, 0.25, 1.0),
+    "lowpass_prob": (float, 0.0, 1.0), "lowpass_hz": (tuple, 1.0, 10_000.0),
     "wander_mv": (float, 0.0, 100.0), "offset_mv": (float, 0.0, 1000.0),
     "snr_db": (tuple, -40.0, 100.0), "scale": (tuple, 1e-3, 1e3), "wander_hz": (tuple, 1e-3, 100.0),
 }
