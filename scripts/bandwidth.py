@@ -19,12 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.signal import butter, sosfiltfilt
-from split_figures import runs_and_splits  # scripts/ is on the path of a script run from it
+from split_figures import runs_and_splits, split_scorer  # scripts/ is on the path of a script run from it
 
 from tinyrhythm.evaluate.metrics import classification_report
-from tinyrhythm.evaluate.scoring import eval_indices, predict_proba
-from tinyrhythm.runtime import load_model
-from tinyrhythm.train.config import training_store
 
 CUTOFFS_HZ = (25.0, 20.0, 15.0, 12.0)
 
@@ -40,15 +37,12 @@ class LowPassed(torch.nn.Module):
 
 
 def bandwidth_figures(run: str, split: str) -> dict:
-    lm = load_model(run)
-    ws = training_store(lm)
-    idx = eval_indices(ws, split)
-    y = ws.labels[idx].astype(int)
-    full = predict_proba(lm.model, ws, idx, "cpu").argmax(1)
-    out = {"full": (classification_report(y, full, ws.classes), 0.0)}
+    classes, y, score = split_scorer(run, split)
+    full = score()
+    out = {"full": (classification_report(y, full, classes), 0.0)}
     for fc in CUTOFFS_HZ:
-        p = predict_proba(LowPassed(lm.model, ws.fs, fc), ws, idx, "cpu").argmax(1)
-        out[fc] = (classification_report(y, p, ws.classes), float(np.mean(p != full)))
+        p = score(lambda model, fs, fc=fc: LowPassed(model, fs, fc))
+        out[fc] = (classification_report(y, p, classes), float(np.mean(p != full)))
     return out
 
 

@@ -15,12 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from split_figures import runs_and_splits  # scripts/ is on the path of a script run from it
+from split_figures import runs_and_splits, split_scorer  # scripts/ is on the path of a script run from it
 
 from tinyrhythm.evaluate.metrics import classification_report
-from tinyrhythm.evaluate.scoring import eval_indices, predict_proba
-from tinyrhythm.runtime import load_model
-from tinyrhythm.train.config import training_store
 
 
 class Inverted(torch.nn.Module):
@@ -33,13 +30,9 @@ class Inverted(torch.nn.Module):
 
 
 def polarity_figures(run: str, split: str) -> dict:
-    lm = load_model(run)
-    ws = training_store(lm)
-    idx = eval_indices(ws, split)
-    y = ws.labels[idx].astype(int)
-    up = predict_proba(lm.model, ws, idx, "cpu").argmax(1)
-    down = predict_proba(Inverted(lm.model), ws, idx, "cpu").argmax(1)
-    return {"upright": classification_report(y, up, ws.classes), "inverted": classification_report(y, down, ws.classes),
+    classes, y, score = split_scorer(run, split)
+    up, down = score(), score(lambda model, fs: Inverted(model))
+    return {"upright": classification_report(y, up, classes), "inverted": classification_report(y, down, classes),
             "changed": float(np.mean(up != down))}
 
 

@@ -28,6 +28,20 @@ def split_figures(run: str, split: str) -> dict[str, dict]:
     return dataset_reports(ws, idx, predict_proba(lm.model, ws, idx, "cpu").argmax(1))
 
 
+def split_scorer(run: str, split: str):
+    """(classes, labels, score) of a run's split: score(wrap) is every window's class through
+    wrap(model, fs), a model that changes its input first (None: the model as it is)."""
+    lm = load_model(run)
+    ws = training_store(lm)
+    idx = eval_indices(ws, split)
+
+    def score(wrap=None):
+        model = lm.model if wrap is None else wrap(lm.model, ws.fs)
+        return predict_proba(model, ws, idx, "cpu").argmax(1)
+
+    return ws.classes, ws.labels[idx].astype(int), score
+
+
 def cell(report: dict) -> str:
     per = report["per_class"]
     return ", ".join(f"{c} {per[c]['f1']:.3f} ({per[c]['support']:,})" for c in ORDER if per[c]["support"])
