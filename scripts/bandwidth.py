@@ -2,9 +2,9 @@
 
     python scripts/bandwidth.py RUN [RUN ...] [--split val|test|both]
 
-Recorders differ in how much of the ECG's fast detail they keep: diagnostic ECG 150 Hz, Holter
-and patches 40 Hz or less, some wearables 25 Hz and below. The windows are 62.5 Hz (content up to
-31 Hz), so a recorder cutting at 12-25 Hz takes away detail the training recorders had. Per run
+Recorders differ in how much of the ECG's fast detail they keep. The windows are 62.5 Hz (content
+up to 31 Hz) and every training recorder keeps that much, so a recorder cutting at 12-25 Hz takes
+away detail the models learned from. Per run
 and split: pooled window-level macro, AF and noise F1 as stored and after a zero-phase
 4th-order Butterworth low-pass (`scipy.signal.sosfiltfilt`, so 8th order in magnitude: sharper
 than the training augmentation's, a filter the model has not seen) at 25, 20, 15 and 12 Hz, and the
@@ -37,12 +37,13 @@ class LowPassed(torch.nn.Module):
 
 
 def bandwidth_figures(run: str, split: str) -> dict:
-    classes, y, score = split_scorer(run, split)
+    ws, idx, score = split_scorer(run, split)
+    y = ws.labels[idx].astype(int)
     full = score()
-    out = {"full": (classification_report(y, full, classes), 0.0)}
+    out = {"full": (classification_report(y, full, ws.classes), 0.0)}
     for fc in CUTOFFS_HZ:
         p = score(lambda model, fs, fc=fc: LowPassed(model, fs, fc))
-        out[fc] = (classification_report(y, p, classes), float(np.mean(p != full)))
+        out[fc] = (classification_report(y, p, ws.classes), float(np.mean(p != full)))
     return out
 
 

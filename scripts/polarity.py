@@ -30,9 +30,10 @@ class Inverted(torch.nn.Module):
 
 
 def polarity_figures(run: str, split: str) -> dict:
-    classes, y, score = split_scorer(run, split)
+    ws, idx, score = split_scorer(run, split)
+    y = ws.labels[idx].astype(int)
     up, down = score(), score(lambda model, fs: Inverted(model))
-    return {"upright": classification_report(y, up, classes), "inverted": classification_report(y, down, classes),
+    return {"upright": classification_report(y, up, ws.classes), "inverted": classification_report(y, down, ws.classes),
             "changed": float(np.mean(up != down))}
 
 

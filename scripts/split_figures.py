@@ -21,15 +21,8 @@ from tinyrhythm.train.config import training_store
 ORDER = ("arrhythmia", "normal", "noise")
 
 
-def split_figures(run: str, split: str) -> dict[str, dict]:
-    lm = load_model(run)
-    ws = training_store(lm)
-    idx = eval_indices(ws, split)
-    return dataset_reports(ws, idx, predict_proba(lm.model, ws, idx, "cpu").argmax(1))
-
-
 def split_scorer(run: str, split: str):
-    """(classes, labels, score) of a run's split: score(wrap) is every window's class through
+    """(store, window indices, score) of a run's split: score(wrap) is every window's class through
     wrap(model, fs), a model that changes its input first (None: the model as it is)."""
     lm = load_model(run)
     ws = training_store(lm)
@@ -39,7 +32,12 @@ def split_scorer(run: str, split: str):
         model = lm.model if wrap is None else wrap(lm.model, ws.fs)
         return predict_proba(model, ws, idx, "cpu").argmax(1)
 
-    return ws.classes, ws.labels[idx].astype(int), score
+    return ws, idx, score
+
+
+def split_figures(run: str, split: str) -> dict[str, dict]:
+    ws, idx, score = split_scorer(run, split)
+    return dataset_reports(ws, idx, score())
 
 
 def cell(report: dict) -> str:

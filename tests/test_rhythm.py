@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from scipy.signal import butter, sosfiltfilt
 
 from conftest import DATA, assert_one_line_error, run_cli
 from tinyrhythm import models, zoo
@@ -65,9 +66,7 @@ def _perturbations(x, fs=62.5, seed=0):
         phase = rng.uniform(0, 2 * np.pi, size=(len(x), 1))
         waves.append(x + 1.0 * np.sin(2 * np.pi * f * t[None, :] + phase))
     yield "wander", waves
-    # A recorder that keeps less than the windows' 31 Hz: 25 Hz, as some wearables cut (README, "Recorder bandwidth").
-    from scipy.signal import butter, sosfiltfilt
-
+    # A recorder that keeps less than the windows' 31 Hz (README, "Recorder bandwidth").
     yield "25 Hz low-pass", [sosfiltfilt(butter(4, 25.0, fs=fs, output="sos"), x, axis=-1)]
 
 

@@ -35,9 +35,9 @@ class AugmentConfig:
     # its end. Training AF is mostly fast (README, "Slow AF").
     stretch_prob: float = 0.0
     stretch: tuple[float, float] = (0.7, 1.0)
-    # A recorder's own bandwidth: a zero-phase 4th-order Butterworth low-pass at a cutoff uniform
-    # in `lowpass_hz`, after noise and wander (the recorder filters them too). Real devices cut at
-    # 25-150 Hz; what the models learn from 15-31 Hz detail (README, "Recorder bandwidth").
+    # A slower recorder's bandwidth: a zero-phase 4th-order Butterworth low-pass at a cutoff uniform
+    # in `lowpass_hz`, after noise and wander (the recorder filters them too). Off in the recipes:
+    # it buys robustness below 15 Hz at a cost on full-bandwidth ECG (README, "Recorder bandwidth").
     lowpass_prob: float = 0.0
     lowpass_hz: tuple[float, float] = (12.0, 31.25)
 
