@@ -47,22 +47,22 @@ def _probe(cfg, store) -> tuple[float, float]:
     from tinyrhythm.datasets.nstdb import load_noise
     from tinyrhythm.train.augment import Augmenter
     from tinyrhythm.evaluate.scoring import split_logits
-    from tinyrhythm.train.loop import _device, initial_model
+    from tinyrhythm.train.loop import _device, initial_model, training_batch
 
     device = _device(cfg)
     model = initial_model(cfg, len(store.classes), store.window_length).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     augment = Augmenter(cfg.augment, store.fs, load_noise() if cfg.augment.noise_prob > 0 else None)
     idx, gen, rng = store.indices("train"), torch.Generator().manual_seed(0), np.random.default_rng(0)
+    partners = store.lead_partners() if cfg.augment.lead_mix_prob > 0 else None
     done, t0, warm = 0, time.perf_counter(), 30  # the first steps pay CUDA's lazy start-up: not counted
     while warm > 0 or time.perf_counter() - t0 < PROBE_S:
-        xb, yb = store.batch(rng.choice(idx, cfg.batch_size))
-        x = augment(torch.from_numpy(xb).unsqueeze(1), gen).to(device)
-        loss = F.cross_entropy(model(x), torch.from_numpy(yb).to(device))
+        x, y = training_batch(store, rng.choice(idx, cfg.batch_size), augment, gen, partners)
+        loss = F.cross_entropy(model(x.to(device)), y.to(device))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        done += len(xb)
+        done += len(x)
         if warm > 0:
             warm -= 1
             if warm == 0:

@@ -303,6 +303,7 @@ BAD_CONFIGS = {
     "augment-not-object": ({"augment": [1, 2]}, "augment"),
     "stretch-faster": ({"augment": {"stretch": [0.8, 1.5]}}, "augment.stretch"),
     "lowpass-zero-hz": ({"augment": {"lowpass_hz": [0, 20]}}, "augment.lowpass_hz"),
+    "lead-mix-past-half-turn": ({"augment": {"lead_mix_deg": 270}}, "augment.lead_mix_deg"),
     "slow-af-weight-negative": ({"slow_af_weight": -2}, "slow_af_weight"),
     "unknown-key": ({"epohcs": 3}, "epohcs"),
     "model-unknown": ({"model": "resnet9000"}, "resnet9000"),

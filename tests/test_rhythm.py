@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.signal import butter, sosfiltfilt
 
-from conftest import DATA, assert_one_line_error, run_cli
+from conftest import DATA, assert_one_line_error, run_cli, train_tiny as _train
 from tinyrhythm import models, zoo
 from tinyrhythm.datasets import open_dataset
 
@@ -183,6 +183,53 @@ def test_dataset_balanced_sampling(holter_store):
         store.sample_weights("train", {"mitdb": 1.0})
     with pytest.raises(Exception, match="size power"):
         store.sample_weights("train", None, 1.5)
+
+
+def test_lead_mix_rotates_each_window_towards_the_same_moment_in_its_other_lead(tmp_path, small_store):
+    """Two-lead AFTDB and CPSC 2021 records stored as two views: every window finds the same
+    moment in its record's other lead, and lead mixing turns it into a unit combination of the
+    two at an angle within the limit; single-lead windows have no partner and stay as they are.
+    A rhythm3 run with lead mixing trains on such a store and records the setting."""
+    from tinyrhythm.train.augment import Augmenter, lead_mix
+    from tinyrhythm.train.config import AugmentConfig
+    from tinyrhythm.windows.labelling import WindowConfig
+    from tinyrhythm.windows.store import BuildConfig, WindowStore, build_store
+
+    folder = tmp_path / "both"
+    build_store(folder, BuildConfig(["aftdb", "cpsc2021"], "rhythm3", WindowConfig(fs=62.5, hop=256), max_patients=12,
+                                    lead="both"), quiet=True)
+    ws = WindowStore(folder)
+    p = ws.lead_partners()
+    i = np.arange(len(ws))
+    assert len(ws) > 20 and (p >= 0).all() and np.array_equal(p[p], i)
+    keys, names = ws.record_keys(), ws.record_names()
+    assert (keys[p] != keys).all() and np.array_equal(ws.starts()[p], ws.starts())
+    assert all(names[keys[j]].split(":")[0] == names[keys[p[j]]].split(":")[0] for j in i)
+    assert np.array_equal(ws.labels[p], ws.labels) and np.array_equal(ws.splits[p], ws.splits)
+    x, _ = ws.batch(i)
+    y, _ = ws.batch(p)
+    assert not np.allclose(x, y)  # two leads, not one twice
+    assert (WindowStore(small_store).lead_partners() == -1).all()  # CinC 2017: one lead
+
+    xt, yt = torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y).unsqueeze(1)
+    yt[:5] = float("nan")  # no partner
+    g = torch.Generator().manual_seed(0)
+    u = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    m = lead_mix(xt, yt, 60.0, 1.0, u)
+    assert torch.equal(m[:5], xt[:5])
+    for k in range(5, len(m)):
+        a = np.stack([x[k], y[k]], 1).astype(np.float64)
+        (c, s), *_ = np.linalg.lstsq(a, m[k, 0].numpy().astype(np.float64), rcond=None)
+        assert c * c + s * s == pytest.approx(1, abs=1e-4) and abs(np.degrees(np.arctan2(s, c))) <= 60 + 1e-3
+    assert torch.equal(lead_mix(xt, yt, 60.0, 0.0, u), xt)
+    aug = Augmenter(AugmentConfig(noise_prob=0, wander_prob=0, scale=(1.0, 1.0), lead_mix_prob=1.0), 62.5, None)
+    assert torch.equal(aug(xt, torch.Generator().manual_seed(1)), xt)  # no partner given: nothing to mix
+
+    (tmp_path / "cfg.json").write_text(json.dumps({"task": "rhythm3", "conditioning": "window",
+                                                   "augment": {"lead_mix_prob": 0.5, "lead_mix_deg": 45}}))
+    _train(folder, tmp_path / "run", "--config", tmp_path / "cfg.json", "--task", "rhythm3")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]["augment"]
+    assert saved["lead_mix_prob"] == 0.5 and saved["lead_mix_deg"] == 45
 
 
 def test_dataset_reports_score_each_dataset_and_pool(holter_store):

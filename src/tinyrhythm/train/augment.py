@@ -1,4 +1,4 @@
-"""Training-time augmentation on batches: time stretch, NSTDB noise at random SNR, amplitude
+"""Training-time augmentation on batches: another lead, time stretch, NSTDB noise at random SNR, amplitude
 scaling and polarity, baseline wander, a recorder's low-pass, DC offset. Everything draws from one torch Generator so
 runs repeat exactly."""
 
@@ -25,11 +25,14 @@ class Augmenter:
                 tracks.append(y - y.mean())
         self.noise = torch.from_numpy(np.stack(tracks)) if tracks else None
 
-    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """x: [batch, 1, length] in mV, modified copy returned."""
+    def __call__(self, x: torch.Tensor, gen: torch.Generator, partner: torch.Tensor | None = None) -> torch.Tensor:
+        """x: [batch, 1, length] in mV, modified copy returned. `partner`: the same moment in
+        each window's other lead, NaN where it has none (`WindowStore.lead_partners`)."""
         c, (b, _, n) = self.cfg, x.shape
         x = x.clone()
         u = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
+        if c.lead_mix_prob > 0 and partner is not None:
+            x = lead_mix(x, partner, c.lead_mix_deg, c.lead_mix_prob, u)
         if c.stretch_prob > 0:
             x = stretch(x, c.stretch, c.stretch_prob, u)
         if self.noise is not None and c.noise_prob > 0:
@@ -58,6 +61,19 @@ class Augmenter:
         if c.invert_prob > 0:
             scale = scale * torch.where(u(b) < c.invert_prob, -1.0, 1.0)
         return x * scale[:, None, None]
+
+
+def lead_mix(x: torch.Tensor, partner: torch.Tensor, max_deg: float, prob: float, u) -> torch.Tensor:
+    """Each window that has a partner (not NaN), with probability `prob`, rotated towards it:
+    cos(a) x + sin(a) partner, a uniform in +-max_deg. Any lead is close to a projection of one
+    cardiac dipole, so a combination of two real leads is a real lead at another angle; the sum
+    of squared weights is 1, and the model's conditioning removes the gain anyway."""
+    b = x.shape[0]
+    a = torch.deg2rad((u(b) * 2 - 1) * max_deg)
+    drawn = (u(b) < prob) & ~torch.isnan(partner).flatten(1).any(1)
+    a = torch.where(drawn, a, torch.zeros(b))
+    y = torch.nan_to_num(partner)
+    return torch.cos(a)[:, None, None] * x + torch.sin(a)[:, None, None] * y
 
 
 def stretch(x: torch.Tensor, rate: tuple[float, float], prob: float, u) -> torch.Tensor:

@@ -40,6 +40,12 @@ class AugmentConfig:
     # it buys robustness below 15 Hz at a cost on full-bandwidth ECG (README, "Recorder bandwidth").
     lowpass_prob: float = 0.0
     lowpass_hz: tuple[float, float] = (12.0, 31.25)
+    # Another lead: a window of a two-lead record (`lead: "both"`) replaced by cos(a) x + sin(a) y,
+    # y the same moment in the record's other lead, a uniform in +-lead_mix_deg: the ECG as an
+    # electrode pair at another angle to the heart sees it, a recorder's lead that no training
+    # set recorded. First, before every other augmentation: it is a property of the ECG itself.
+    lead_mix_prob: float = 0.0
+    lead_mix_deg: float = 60.0
 
 
 @dataclass
@@ -215,6 +221,7 @@ AUGMENT_RANGES = {
     "noise_prob": (float, 0.0, 1.0), "invert_prob": (float, 0.0, 1.0), "wander_prob": (float, 0.0, 1.0),
     "stretch_prob": (float, 0.0, 1.0), "stretch": (tuple, 0.25, 1.0),
     "lowpass_prob": (float, 0.0, 1.0), "lowpass_hz": (tuple, 1.0, 10_000.0),
+    "lead_mix_prob": (float, 0.0, 1.0), "lead_mix_deg": (float, 0.0, 180.0),
     "wander_mv": (float, 0.0, 100.0), "offset_mv": (float, 0.0, 1000.0),
     "snr_db": (tuple, -40.0, 100.0), "scale": (tuple, 1e-3, 1e3), "wander_hz": (tuple, 1e-3, 100.0),
 }

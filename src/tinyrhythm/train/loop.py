@@ -121,6 +121,20 @@ def initial_model(cfg: TrainConfig, num_classes: int, input_length: int) -> torc
     return parent.model
 
 
+def training_batch(store: WindowStore, idx: np.ndarray, augment: Augmenter, gen: torch.Generator,
+                   partners: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augmented windows [batch, 1, length] and labels of store indices; `partners`
+    (`WindowStore.lead_partners`, for lead mixing) fetches each window's other lead too."""
+    xb, yb = store.batch(idx)
+    other = None
+    if partners is not None:
+        p = partners[idx]
+        xp, _ = store.batch(np.where(p >= 0, p, idx))
+        xp[p < 0] = np.nan
+        other = torch.from_numpy(xp).unsqueeze(1)
+    return augment(torch.from_numpy(xb).unsqueeze(1), gen, other), torch.from_numpy(yb)
+
+
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet: bool = False,
           model: torch.nn.Module | None = None, step_hook=None, extra_meta: dict | None = None) -> dict:
     """Train one model; returns the final metrics (also written to out/metrics.json).
@@ -189,6 +203,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
         loss_weight = torch.tensor(w, dtype=torch.float32, device=device)
     noise = load_noise() if cfg.augment.noise_prob > 0 else None
     augment = Augmenter(cfg.augment, store.fs, noise)
+    partners = store.lead_partners() if cfg.augment.lead_mix_prob > 0 else None
     val_weights = split_weights(store, "val", cfg.prior_weighting) if cfg.prior_correction else None
 
     from tqdm import tqdm
@@ -210,9 +225,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, quiet:
         bar = tqdm(range(0, len(sample), cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    file=sys.stderr, disable=quiet or rank != 0, dynamic_ncols=True, leave=False)
         for i in bar:
-            xb, yb = store.batch(sample[i : i + cfg.batch_size])
-            x = augment(torch.from_numpy(xb).unsqueeze(1), gen).to(device)
-            y = torch.from_numpy(yb).to(device)
+            x, y = training_batch(store, sample[i : i + cfg.batch_size], augment, gen, partners)
+            x, y = x.to(device), y.to(device)
             logits = net(x)
             if teacher is not None:
                 with torch.no_grad():

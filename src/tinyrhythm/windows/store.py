@@ -88,6 +88,32 @@ class WindowStore:
         """First sample of each window (read once: validation asks every epoch)."""
         return self._per_window("start")
 
+    @functools.cache
+    def lead_partners(self) -> np.ndarray:
+        """For each window, the global index of the same moment in the other lead of its record
+        (a two-lead record stored as two views, `lead: "both"`), -1 where there is none: the same
+        dataset, record name before ":" and first sample, exactly two views."""
+        names = self.record_names()
+        base = np.array([n.split(":", 1)[0] if ":" in n else "" for n in names] or [""])
+        codes, base_id = np.unique(base, return_inverse=True)
+        has = codes[base_id] != ""
+        keys, starts, ds = self.record_keys(), self.starts().astype(np.int64), self.dataset_index()[0].astype(np.int64)
+        out = np.full(len(self), -1, np.int64)
+        cand = np.flatnonzero(has[keys]) if len(self) else np.zeros(0, np.int64)
+        if not len(cand):
+            return out
+        # One integer per (dataset, record base name, start); a pair is two adjacent equal keys
+        # that are not also equal to a third.
+        key = (ds[cand] * (len(codes) + 1) + base_id[keys[cand]]) * (int(starts.max()) + 1) + starts[cand]
+        order = np.argsort(key, kind="stable")
+        k, c = key[order], cand[order]
+        same = k[1:] == k[:-1]
+        pair = same & np.r_[True, ~same[:-1]] & np.r_[~same[1:], True]
+        pair &= keys[c[1:]] != keys[c[:-1]]
+        i = np.flatnonzero(pair)
+        out[c[i]], out[c[i + 1]] = c[i + 1], c[i]
+        return out
+
     @property
     def fs(self) -> float:
         return float(self.manifest["fs"])
