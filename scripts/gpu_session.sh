@@ -9,8 +9,8 @@
 #       --platform manylinux_2_28_x86_64 -d .gpu/whl wfdb==4.3.1                     # imported, not used
 # and run there (device tool: carry .gpu) as `BUDGET=480 bash scripts/gpu_session.sh`; the runs come
 # back as $OUT/runs.tgz (no test split travels: `tinyrhythm calibrate RUN --out NEW` scores it here).
-# The default jobs are the v3.2 candidates of the README (square-root sampling, with and without
-# lead inversion); JOBS overrides the list; DEV=cpu PY=.venv/bin/python EXTRA_PATH=... rehearses it on a CPU.
+# The default jobs are the next zoo's candidates of the README's "Lead mixing": the zoo's recipe with lead
+# mixing, as it shipped (equal dataset shares) and with square-root sampling; JOBS overrides the list; DEV=cpu PY=.venv/bin/python EXTRA_PATH=... rehearses it on a CPU.
 set -u
 BUDGET=${BUDGET:-420}
 DEV=${DEV:-cuda}
@@ -28,8 +28,8 @@ OUTD=${OUT:-/tmp/gpu_session}; mkdir -p "$OUTD"
   $PY -c "import torch; print(torch.__version__, torch.cuda.is_available())"
   $PY scripts/pack_store.py unpack .gpu/store/pack.npz.xz /tmp/gstore
   $PY scripts/timed_train.py --store /tmp/gstore --budget "$BUDGET" --out runs/ --device "$DEV" ${JOBS:-\
-    cnn3=configs/rhythm-gpu-cnn3.json:dataset_size_power=0.5 cnn5=configs/rhythm-gpu-cnn5.json:dataset_size_power=0.5 \
-    cnn3inv=configs/rhythm-gpu-invert-cnn3.json cnn5inv=configs/rhythm-gpu-invert-cnn5.json}
+    cnn3lm=configs/rhythm-gpu-leadmix-cnn3.json cnn5lm=configs/rhythm-gpu-leadmix-cnn5.json \
+    cnn3lmp=configs/rhythm-gpu-leadmix-cnn3.json:dataset_size_power=0.5 cnn5lmp=configs/rhythm-gpu-leadmix-cnn5.json:dataset_size_power=0.5}
   echo "exit $?"
 } 2>&1 | tee "$OUTD/log"
 tar czf "$OUTD/runs.tgz" runs/
