@@ -44,9 +44,9 @@ class AugmentConfig:
     # y the same moment in the record's other lead, a uniform in +-lead_mix_deg: the ECG as an
     # electrode pair at another angle to the heart sees it, a recorder's lead that no training
     # set recorded. First, before every other augmentation: it is a property of the ECG itself.
-    # +-30 deg in the CPU recipe: +-60 cost validation F1 where 30 gained (README, "Lead mixing").
+    # +-30 deg, as in the CPU recipe: +-60 cost validation F1 where 30 gained (README, "Lead mixing").
     lead_mix_prob: float = 0.0
-    lead_mix_deg: float = 60.0
+    lead_mix_deg: float = 30.0
 
 
 @dataclass
