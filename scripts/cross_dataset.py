@@ -43,6 +43,15 @@ LONG = ("mitdb", "cpsc2021", "aftdb", "afpdb")
 SNRS = (24, 18, 12, 6, 0, -6)
 
 
+def rhythm_store() -> WindowStore:
+    """The store `configs/rhythm.json` builds: every source's windows (built in the cache on first use)."""
+    from tinyrhythm.train.config import TrainConfig
+    from tinyrhythm.windows.cache import ensure_store
+
+    return ensure_store(TrainConfig.from_file(Path(__file__).parents[1] / "configs" / "rhythm.json").store_config(),
+                        quiet=True)
+
+
 def window_level(lm, store: WindowStore) -> dict:
     idx = store.indices("test")
     pred = predict_proba(lm.model, store, idx, "cpu").argmax(1)
@@ -185,14 +194,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     lm = load_model(a.model)
-    if a.store:
-        store = WindowStore(a.store)
-    else:
-        from tinyrhythm.train.config import TrainConfig
-        from tinyrhythm.windows.cache import ensure_store
-
-        store = ensure_store(TrainConfig.from_file(Path(__file__).parents[1] / "configs" / "rhythm.json").store_config(),
-                             quiet=True)
+    store = WindowStore(a.store) if a.store else rhythm_store()
     result = {"model": a.model, "beats": a.beats, "window": window_level(lm, store)}
     with tempfile.TemporaryDirectory() as d:
         cfg = MonitorConfig(beat_detector=a.beats)

@@ -22,10 +22,9 @@ from sklearn.metrics import f1_score
 
 from tinyrhythm.evaluate.scoring import eval_indices, predict_proba
 from tinyrhythm.runtime import load_model
-from tinyrhythm.train.config import TrainConfig
-from tinyrhythm.windows.cache import ensure_store
 
-from rr_context import on_record_grid, record_means
+from cross_dataset import rhythm_store
+from rr_context import cinc_record_means, on_record_grid
 
 HELD = {"cinc2017": ("cinc2017",), "holter": ("aftdb", "afpdb", "cpsc2021")}
 
@@ -37,13 +36,13 @@ def main() -> None:
     ap.add_argument("--split", choices=("val", "test"), default="val")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    ws = ensure_store(TrainConfig.from_file(Path(__file__).parents[1] / "configs" / "rhythm.json").store_config(),
-                      quiet=True)
+    ws = rhythm_store()
     ds, names = ws.dataset_index()
     idx = eval_indices(ws, a.split)
     idx = idx[np.isin(np.array(names)[ds[idx]], HELD[a.held])]
     y, dname = ws.labels[idx].astype(int), np.array(names)[ds[idx]]
     af, normal = ws.classes.index("arrhythmia"), ws.classes.index("normal")
+    order = [normal, af, ws.classes.index("noise")]
     print(f"| run | {a.split} windows of | macro F1 | AF F1 | normal F1 | noise F1 | per dataset: AF recall, normal called AF "
           f"| CinC records: macro / AF F1 |\n|---|---|---|---|---|---|---|---|")
     for run in a.runs:
@@ -53,7 +52,6 @@ def main() -> None:
             raise SystemExit(f"{run}: trained on {', '.join(sorted(trained_on & set(HELD[a.held])))}: not a held-out run")
         prob = predict_proba(lm.model, ws, idx, "cpu")
         p = prob.argmax(1)
-        order = [normal, af, ws.classes.index("noise")]
         f = f1_score(y, p, labels=order, average=None, zero_division=0)
         present = np.isin(order, y)  # a class with no window here (Holter noise) is no column of zeros
         cells = [f"{v:.3f}" if ok else "–" for v, ok in zip(f, present)]
@@ -67,11 +65,9 @@ def main() -> None:
         records = ""
         if a.held == "cinc2017":
             rec_names, keys = ws.record_names(), ws.record_keys()
-            groups = np.array([rec_names[keys[i]].split(":")[0] for i in idx])
-            grid = on_record_grid(ws.starts()[idx], ws.window_length)  # `predict`'s half-window hops
-            mean, y_rec = record_means(prob[grid], y[grid], groups[grid])
-            fr = f1_score(y_rec, mean.argmax(1), labels=[normal, af, ws.classes.index("noise")], average=None,
-                          zero_division=0)
+            groups = np.array([f"cinc2017/{rec_names[keys[i]].split(':')[0]}" for i in idx])
+            logp, y_rec = cinc_record_means(y, prob, groups, on_record_grid(ws.starts()[idx], ws.window_length))
+            fr = f1_score(y_rec, logp.argmax(1), labels=order, average=None, zero_division=0)
             records = f"{fr.mean():.3f} / {fr[1]:.3f} ({len(y_rec):,})"
         print(f"| {Path(run).name} | {', '.join(HELD[a.held])} | {f[present].mean():.3f} | {cells[1]} | {cells[0]} | {cells[2]} | "
               f"{'; '.join(per)} | {records} |", flush=True)
