@@ -1,6 +1,7 @@
 """Lead placement: the same moments seen from leads between a record's two, several runs side by side.
 
     python scripts/lead_rotation.py RUN [RUN ...] [--split val|test|both] [--angles 15 30 45 60]
+    python scripts/lead_rotation.py MODEL [MODEL ...] --monitor [--split val|test|both] [--angles 30 45]
 
 Any surface lead is close to a projection of one cardiac dipole, so cos(a) x + sin(a) y of a
 two-lead record's leads x and y at the same moment is the ECG of a lead at angle a from x: a
@@ -8,8 +9,12 @@ patch placed or oriented otherwise than any training recorder's (`augment.lead_m
 the same construction up to `lead_mix_deg`). Per run and split, the windows of the two-lead
 records (MITDB, AFTDB, AFPDB, CPSC 2021; each lead is its own window, turned towards the other,
 the sign of a alternating from window to window): pooled macro, AF and noise F1 as stored and
-turned, AF precision and recall, and the share of windows whose class changes. Validation columns
-choose; used for the README's "Lead mixing for the zoo".
+turned, AF precision and recall, and the share of windows whose class changes. --monitor does the
+same to whole recordings: `monitor` (its RR context and smoothing, as a user runs it) on every
+MITDB, AFTDB and AFPDB record of the split with its two leads combined at each angle (the sign of
+a alternating from record to record), pooled as `scripts/cross_dataset.py` pools them: per-second
+AF F1 and false-AF minutes per hour. Validation rows choose; used for the README's "Lead mixing
+for the zoo".
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from split_figures import split_scorer  # scripts/ is on the path of a script run from it
+from cross_dataset import _score, pooled  # scripts/ is on the path of a script run from it
+from split_figures import split_scorer
+
+from tinyrhythm.datasets import open_dataset
+from tinyrhythm.datasets.split import assign_split
+from tinyrhythm.errors import DataError
 
 from tinyrhythm.evaluate.metrics import classification_report
 from tinyrhythm.evaluate.scoring import predict_proba
@@ -66,6 +76,40 @@ def rotation_figures(model: torch.nn.Module, ws, idx: np.ndarray, angles=ANGLES_
     return out
 
 
+def turned_records(name: str, split: str, angle_deg: float):
+    """(signal with the two leads combined at +-angle, record) of every record of a two-lead
+    dataset's split; a record whose second lead cannot be read (AFPDB n17's is flat) is left out."""
+    ds = open_dataset(name)
+    k = 0
+    for patient in ds.patients():
+        if assign_split(patient) != split:
+            continue
+        for path in ds.record_paths(patient):
+            try:
+                r0, r1 = (ds.read(path, patient, lead=lead) for lead in (0, 1))
+            except DataError as exc:
+                if not exc.reason.startswith("flat-line"):
+                    raise
+                continue
+            a = np.deg2rad(angle_deg * (1 if k % 2 == 0 else -1))
+            k += 1
+            yield np.cos(a) * r0.signal + np.sin(a) * r1.signal, r0
+
+
+def monitor_figures(model: str, split: str, angles, datasets=("mitdb", "aftdb", "afpdb")) -> dict:
+    """Pooled monitor figures per dataset and angle (0: the first lead as recorded)."""
+    import tempfile
+
+    lm = load_model(model)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for a in (0.0, *angles):
+            for name in datasets:
+                rows = [_score(lm, sig, r.fs, r.zones, Path(tmp))[0] for sig, r in turned_records(name, split, a)]
+                out[a, name] = pooled(rows)
+    return out
+
+
 def row(name: str, split: str, label: str, r: dict) -> str:
     af = r["per_class"]["arrhythmia"]
     changed = f"{100 * r['changed']:.1f} %" if "changed" in r else "–"
@@ -78,12 +122,26 @@ def main() -> None:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--split", choices=("val", "test", "both"), default="val")
     ap.add_argument("--angles", type=float, nargs="+", default=list(ANGLES_DEG))
+    ap.add_argument("--monitor", action="store_true", help="whole recordings through `monitor` instead of windows")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    splits = ("val", "test") if args.split == "both" else (args.split,)
+    if args.monitor:
+        print("| model | split | lead | MITDB false AF min/h | AFPDB false AF min/h | AFTDB AF F1 per second | AFTDB AF Se / PPV |\n"
+              "|---|---|---|---|---|---|---|")
+        for model in args.runs:
+            for split in splits:
+                f = monitor_figures(model, split, args.angles)
+                for a in (0.0, *args.angles):
+                    m, p, t = f[a, "mitdb"], f[a, "afpdb"], f[a, "aftdb"]
+                    print(f"| {Path(model).name} | {split} | {'as recorded' if a == 0 else f'±{a:g}°'} "
+                          f"| {m['false_af_min_per_hour']} | {p['false_af_min_per_hour']} | {t['af_f1_per_second']} "
+                          f"| {t['af_sensitivity']} / {t['af_ppv']} |", flush=True)
+        return
     print("| run | split | lead | macro F1 | AF F1 | noise F1 | AF precision / recall | windows changing class |\n"
           "|---|---|---|---|---|---|---|---|")
     for run in args.runs:
-        for split in ("val", "test") if args.split == "both" else (args.split,):
+        for split in splits:
             ws, idx, _ = split_scorer(run, split)
             f = rotation_figures(load_model(run).model, ws, idx, args.angles)
             print(row(Path(run).name, split, "as recorded", f["stored"]), flush=True)
