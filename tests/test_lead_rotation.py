@@ -91,3 +91,25 @@ def test_weight_interpolation_mixes_a_model_and_its_finetune_into_a_calibrated_r
     corr = torch.as_tensor(lm.card.logit_offsets)
     assert torch.allclose(got["fc.bias"] - corr, half["fc.bias"]) and torch.allclose(got[k], half[k])
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("mix")) == ["mix"]  # no temporary left
+
+
+def test_whole_records_are_turned_lead_by_lead_with_a_flat_lead_left_out():
+    """`lead_rotation.py --monitor` reads both leads of every record of a split: at 0 degrees the
+    first lead as recorded, at 90 the second (sign alternating from record to record); AFPDB
+    n17, whose second lead is flat, is left out of the subject's records, n18 kept."""
+    from tinyrhythm.datasets import open_dataset
+
+    ds = open_dataset("aftdb")
+    plain = list(lead_rotation.turned_records("aftdb", "val", 0.0))
+    turned = list(lead_rotation.turned_records("aftdb", "val", 90.0))
+    assert len(plain) == len(turned) > 3
+    for k, ((s0, r0), (s90, r90)) in enumerate(zip(plain, turned)):
+        assert r0.record_id == r90.record_id and r0.dataset == "aftdb"
+        second = ds.read(r0.path, r0.patient_id, lead=1).signal
+        np.testing.assert_allclose(s0, r0.signal, atol=1e-6)
+        np.testing.assert_allclose(s90, (1 if k % 2 == 0 else -1) * second, atol=1e-5)
+    afpdb = open_dataset("afpdb")
+    subject = next(p for p in afpdb.patients() if any(x.name == "n17.hea" for x in afpdb.record_paths(p)))
+    split = lead_rotation.assign_split(subject)
+    names = {r.record_id for _, r in lead_rotation.turned_records("afpdb", split, 30.0) if r.patient_id == subject}
+    assert "n17" not in names and "n18" in names
