@@ -104,7 +104,7 @@ def pooled(rows: list[dict]) -> dict:
     }
 
 
-def _score(lm, signal: np.ndarray, fs: float, zones, tmp: Path, cfg: MonitorConfig | None = None):
+def score_record(lm, signal: np.ndarray, fs: float, zones, tmp: Path, cfg: MonitorConfig | None = None):
     """(episode figures against the reference rhythm, the MonitorResult) of one record."""
     path = tmp / "rec.npy"
     np.save(path, signal.astype(np.float32), allow_pickle=False)
@@ -129,7 +129,7 @@ def long_records(lm, tmp: Path, split: str = "test", cfg: MonitorConfig | None =
     for name in LONG:
         rows = []
         for r in test_records(name, split):
-            ev, res = _score(lm, r.signal, r.fs, r.zones, tmp, cfg)
+            ev, res = score_record(lm, r.signal, r.fs, r.zones, tmp, cfg)
             rows.append(ev)
             if results is not None:
                 results[name, r.record_id.split(":")[0]] = res
@@ -143,7 +143,7 @@ def stress(lm, tmp: Path) -> dict:
     # MITDB's test records hold one AF patient (217, paced): AFTDB's test excerpts (all AF)
     # join them so that AF sensitivity is measured on more than one patient.
     recs = list(test_records("mitdb")) + list(test_records("aftdb"))
-    out = {"clean": pooled([_score(lm, r.signal, r.fs, r.zones, tmp)[0] for r in recs])}
+    out = {"clean": pooled([score_record(lm, r.signal, r.fs, r.zones, tmp)[0] for r in recs])}
     for kind in ("em", "ma"):
         # resampled once per rate, not once per record and SNR
         at_fs = {fs: resample(noise[kind][:, 0], NSTDB_FS, fs) for fs in {r.fs for r in recs}}
@@ -153,7 +153,7 @@ def stress(lm, tmp: Path) -> dict:
                 nz = at_fs[r.fs]
                 nz = np.resize(nz, len(r.signal)) - nz.mean()
                 gain = np.sqrt(np.var(r.signal) / (np.var(nz) * 10 ** (snr / 10)))
-                rows.append(_score(lm, r.signal + gain * nz, r.fs, r.zones, tmp)[0])
+                rows.append(score_record(lm, r.signal + gain * nz, r.fs, r.zones, tmp)[0])
             out[f"{kind}_{snr}"] = pooled(rows)
     return out
 

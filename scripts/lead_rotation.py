@@ -13,27 +13,27 @@ turned, AF precision and recall, and the share of windows whose class changes. -
 same to whole recordings: `monitor` (its RR context and smoothing, as a user runs it) on every
 MITDB, AFTDB and AFPDB record of the split with its two leads combined at each angle (the sign of
 a alternating from record to record), pooled as `scripts/cross_dataset.py` pools them: per-second
-AF F1 and false-AF minutes per hour. Validation rows choose; used for the README's "Lead mixing
-for the zoo".
+AF F1 and false-AF minutes per hour. Validation rows choose; used for the README's "Lead placement
+and lead mixing for the zoo".
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from cross_dataset import _score, pooled  # scripts/ is on the path of a script run from it
-from split_figures import split_scorer
+from cross_dataset import pooled, score_record  # scripts/ is on the path of a script run from it
 
 from tinyrhythm.datasets import open_dataset
 from tinyrhythm.datasets.split import assign_split
 from tinyrhythm.errors import DataError
-
 from tinyrhythm.evaluate.metrics import classification_report
-from tinyrhythm.evaluate.scoring import predict_proba
+from tinyrhythm.evaluate.scoring import eval_indices, predict_proba
 from tinyrhythm.runtime import load_model
+from tinyrhythm.train.config import training_store
 
 ANGLES_DEG = (15.0, 30.0, 45.0, 60.0)
 
@@ -64,11 +64,16 @@ def two_lead(ws, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sub, ws.batch(partners[sub])[0]
 
 
-def rotation_figures(model: torch.nn.Module, ws, idx: np.ndarray, angles=ANGLES_DEG) -> dict:
-    """Reports of the two-lead windows of idx as stored and turned by each angle."""
+def rotation_figures(model: torch.nn.Module, ws, idx: np.ndarray, angles=ANGLES_DEG,
+                     stored: np.ndarray | None = None) -> dict:
+    """Reports of the two-lead windows of idx as stored and turned by each angle; `stored`: the
+    classes of all of idx as stored, when the caller has them already."""
     sub, other = two_lead(ws, idx)
     y = ws.labels[sub].astype(int)
-    base = predict_proba(model, ws, sub, "cpu").argmax(1)
+    if stored is None:
+        base = predict_proba(model, ws, sub, "cpu").argmax(1)
+    else:
+        base = stored[ws.lead_partners()[idx] >= 0]
     out = {"windows": len(sub), "stored": classification_report(y, base, ws.classes)}
     for a in angles:
         pred = predict_proba(Rotated(model, other, a), ws, sub, "cpu").argmax(1)
@@ -98,14 +103,12 @@ def turned_records(name: str, split: str, angle_deg: float):
 
 def monitor_figures(model: str, split: str, angles, datasets=("mitdb", "aftdb", "afpdb")) -> dict:
     """Pooled monitor figures per dataset and angle (0: the first lead as recorded)."""
-    import tempfile
-
     lm = load_model(model)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for a in (0.0, *angles):
             for name in datasets:
-                rows = [_score(lm, sig, r.fs, r.zones, Path(tmp))[0] for sig, r in turned_records(name, split, a)]
+                rows = [score_record(lm, sig, r.fs, r.zones, Path(tmp))[0] for sig, r in turned_records(name, split, a)]
                 out[a, name] = pooled(rows)
     return out
 
@@ -141,9 +144,10 @@ def main() -> None:
     print("| run | split | lead | macro F1 | AF F1 | noise F1 | AF precision / recall | windows changing class |\n"
           "|---|---|---|---|---|---|---|---|")
     for run in args.runs:
+        lm = load_model(run)
+        ws = training_store(lm)
         for split in splits:
-            ws, idx, _ = split_scorer(run, split)
-            f = rotation_figures(load_model(run).model, ws, idx, args.angles)
+            f = rotation_figures(lm.model, ws, eval_indices(ws, split), args.angles)
             print(row(Path(run).name, split, "as recorded", f["stored"]), flush=True)
             for a in args.angles:
                 print(row(Path(run).name, split, f"±{a:g}°", f[a]), flush=True)

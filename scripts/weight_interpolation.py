@@ -10,7 +10,8 @@ such a mix keeps what the base knew and what the fine-tune added, robustness to 
 saw among it. Per alpha: a prior correction chosen on validation (as training chooses it), then
 validation macro / AF / noise F1 as stored, and on the validation windows of two-lead records
 turned 45 degrees towards their other lead, a lead no training recorder recorded and beyond the
-+-30 degrees of lead mixing (`augment.lead_mix_deg`): the README's "Lead mixing for the zoo".
++-30 degrees of lead mixing (`augment.lead_mix_deg`): the README's "Lead placement and lead
+mixing for the zoo".
 --write ALPHA writes that mix as a run folder (calibrated as `tinyrhythm calibrate` does), which
 `quantize`, `scripts/rr_context.py` and `scripts/package_zoo.py` then take like a trained run.
 """
@@ -56,10 +57,9 @@ def mix(a: dict, b: dict, alpha: float) -> dict:
 
 
 def figures(model, ws, idx: np.ndarray) -> dict:
-    model.eval()
-    y = ws.labels[idx].astype(int)
-    stored = classification_report(y, predict_proba(model, ws, idx, "cpu").argmax(1), ws.classes)
-    return {"stored": stored, "rotated": rotation_figures(model, ws, idx, (ANGLE_DEG,))[ANGLE_DEG]}
+    pred = predict_proba(model, ws, idx, "cpu").argmax(1)
+    return {"stored": classification_report(ws.labels[idx].astype(int), pred, ws.classes),
+            "rotated": rotation_figures(model, ws, idx, (ANGLE_DEG,), stored=pred)[ANGLE_DEG]}
 
 
 def mixed_model(base_lm, state: dict, ws):

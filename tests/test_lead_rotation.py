@@ -1,6 +1,6 @@
-"""The measurements of "Lead mixing for the zoo": leads turned between a record's two
-(scripts/lead_rotation.py) and weight-space mixes of a model and its fine-tune
-(scripts/weight_interpolation.py), on real two-lead AFTDB and CPSC 2021 windows."""
+"""The measurements of "Lead placement and lead mixing for the zoo": leads turned between a
+record's two (scripts/lead_rotation.py) and weight-space mixes of a model and its fine-tune
+(scripts/weight_interpolation.py), on real two-lead AFTDB, CPSC 2021 and AFPDB records."""
 
 import json
 import sys
