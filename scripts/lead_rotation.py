@@ -2,6 +2,7 @@
 
     python scripts/lead_rotation.py RUN [RUN ...] [--split val|test|both] [--angles 15 30 45 60]
     python scripts/lead_rotation.py MODEL [MODEL ...] --monitor [--split val|test|both] [--angles 30 45]
+    python scripts/lead_rotation.py MODEL [MODEL ...] --fusion [--angles 30 45] [--weights 0 0.5 1]
 
 Any surface lead is close to a projection of one cardiac dipole, so cos(a) x + sin(a) y of a
 two-lead record's leads x and y at the same moment is the ECG of a lead at angle a from x: a
@@ -13,8 +14,11 @@ turned, AF precision and recall, and the share of windows whose class changes. -
 same to whole recordings: `monitor` (its RR context and smoothing, as a user runs it) on every
 MITDB, AFTDB and AFPDB record of the split with its two leads combined at each angle (the sign of
 a alternating from record to record), pooled as `scripts/cross_dataset.py` pools them: per-second
-AF F1 and false-AF minutes per hour. Validation rows choose; used for the README's "Lead placement
-and lead mixing for the zoo".
+AF F1 and false-AF minutes per hour. --fusion asks what the RR-context fusion does for a turned
+lead: validation windows through the network alone and through out-of-fold fits of the card's kind
+of fusion (`scripts/rr_context.py`'s), fitted on windows as recorded only or also on turned two-lead
+windows (weight w). Validation rows choose; used for the README's "Lead placement and lead mixing
+for the zoo".
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from cross_dataset import pooled, score_record  # scripts/ is on the path of a script run from it
+from rr_context import best_offsets, split_features
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score, precision_score
+from sklearn.model_selection import GroupKFold
+from sklearn.utils.class_weight import compute_sample_weight
 
 from tinyrhythm.datasets import open_dataset
 from tinyrhythm.datasets.split import assign_split
@@ -33,6 +42,7 @@ from tinyrhythm.errors import DataError
 from tinyrhythm.evaluate.metrics import classification_report
 from tinyrhythm.evaluate.scoring import eval_indices, predict_proba
 from tinyrhythm.runtime import load_model
+from tinyrhythm.runtime.rr_context import model_inputs
 from tinyrhythm.train.config import training_store
 
 ANGLES_DEG = (15.0, 30.0, 45.0, 60.0)
@@ -113,6 +123,49 @@ def monitor_figures(model: str, split: str, angles, datasets=("mitdb", "aftdb", 
     return out
 
 
+def _af(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    """(AF F1, AF precision)."""
+    return (f1_score(y, pred, labels=[1], average=None, zero_division=0)[0],
+            precision_score(y, pred, labels=[1], average=None, zero_division=0)[0])
+
+
+def fusion_figures(lm, ws, angles=(30.0, 45.0), weights=(0.0, 0.5, 1.0)) -> list[dict]:
+    """Validation windows of `scripts/rr_context.py` (MITDB, AFTDB, AFPDB, CinC 2017) as recorded, and
+    their two-lead windows turned by each angle, through the network alone and through out-of-fold
+    fusions (5 folds grouped by record, decision offsets chosen on the windows as recorded) whose
+    training folds also hold the turned windows, together weighted w against those as recorded.
+    The RR features stay the recorded beats': a lead's angle moves no beat."""
+    idx, feats, groups, _ = split_features(ws, "val")
+    y = ws.labels[idx].astype(int)
+    p0 = predict_proba(lm.model, ws, idx, "cpu")
+    two = np.flatnonzero(ws.lead_partners()[idx] >= 0)
+    other = two_lead(ws, idx)[1]
+    turned = {a: predict_proba(Rotated(lm.model, other, a), ws, idx[two], "cpu") for a in angles}
+
+    def scores(label, weight, logp0, logpt) -> dict:
+        pred = logp0.argmax(1)
+        out = {"inputs": label, "weight": weight, "macro_f1": f1_score(y, pred, labels=[0, 1, 2], average="macro"),
+               "af": _af(y, pred), "two_lead": _af(y[two], pred[two])}
+        return {**out, **{a: _af(y[two], t.argmax(1)) for a, t in logpt.items()}}
+
+    rows = [scores("network alone", None, p0, turned)]
+    x0, xt = model_inputs(p0, feats), {a: model_inputs(t, feats[two]) for a, t in turned.items()}
+    for w in weights:
+        oof0, ooft = np.zeros((len(y), 3)), {a: np.zeros((len(two), 3)) for a in angles}
+        for tr, te in GroupKFold(5).split(x0, y, groups):
+            fit_t, score_t = np.isin(idx[two], idx[tr]), np.isin(idx[two], idx[te])
+            xs = [x0[tr]] + ([xt[a][fit_t] for a in angles] if w else [])
+            ys = np.concatenate([y[tr]] + ([y[two][fit_t]] * len(angles) if w else []))
+            share = np.concatenate([np.ones(len(tr))] + ([np.full(fit_t.sum(), w / len(angles))] * len(angles) if w else []))
+            reg = LogisticRegression(max_iter=3000).fit(np.vstack(xs), ys, sample_weight=share * compute_sample_weight("balanced", ys))
+            oof0[te] = reg.predict_log_proba(x0[te])
+            for a in angles:
+                ooft[a][score_t] = reg.predict_log_proba(xt[a][score_t])
+        off = best_offsets(oof0, y)
+        rows.append(scores("+ 30 s of RR (out of fold)", w, oof0 + off, {a: t + off for a, t in ooft.items()}))
+    return rows
+
+
 def row(name: str, split: str, label: str, r: dict) -> str:
     af = r["per_class"]["arrhythmia"]
     changed = f"{100 * r['changed']:.1f} %" if "changed" in r else "–"
@@ -126,9 +179,24 @@ def main() -> None:
     ap.add_argument("--split", choices=("val", "test", "both"), default="val")
     ap.add_argument("--angles", type=float, nargs="+", default=list(ANGLES_DEG))
     ap.add_argument("--monitor", action="store_true", help="whole recordings through `monitor` instead of windows")
+    ap.add_argument("--fusion", action="store_true", help="validation windows through the RR-context fusion, "
+                                                          "refitted with turned windows weighted --weights")
+    ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     args = ap.parse_args()
     torch.set_num_threads(1)
     splits = ("val", "test") if args.split == "both" else (args.split,)
+    if args.fusion:
+        print("| model | inputs | turned windows' weight in the fit | val macro F1 | AF F1 (precision) | two-lead windows: "
+              f"AF F1 (precision) as recorded | {' | '.join(f'±{a:g}°' for a in args.angles)} |\n"
+              f"|---|---|---|---|---|---|{'---|' * len(args.angles)}")
+        af = lambda v: f"{v[0]:.3f} ({v[1]:.3f})"  # noqa: E731
+        for model in args.runs:
+            lm = load_model(model)
+            for r in fusion_figures(lm, training_store(lm), args.angles, args.weights):
+                w = "–" if r["weight"] is None else f"{r['weight']:g}"
+                print(f"| {Path(model).name} | {r['inputs']} | {w} | {r['macro_f1']:.3f} | {af(r['af'])} | "
+                      f"{af(r['two_lead'])} | {' | '.join(af(r[a]) for a in args.angles)} |", flush=True)
+        return
     if args.monitor:
         print("| model | split | lead | MITDB false AF min/h | AFPDB false AF min/h | AFTDB AF F1 per second | AFTDB AF Se / PPV |\n"
               "|---|---|---|---|---|---|---|")
