@@ -153,11 +153,12 @@ def fusion_figures(lm, ws, angles=(30.0, 45.0), weights=(0.0, 0.5, 1.0)) -> list
     for w in weights:
         oof0, ooft = np.zeros((len(y), 3)), {a: np.zeros((len(two), 3)) for a in angles}
         for tr, te in GroupKFold(5).split(x0, y, groups):
-            fit_t, score_t = np.isin(idx[two], idx[tr]), np.isin(idx[two], idx[te])
-            xs = [x0[tr]] + ([xt[a][fit_t] for a in angles] if w else [])
-            ys = np.concatenate([y[tr]] + ([y[two][fit_t]] * len(angles) if w else []))
-            share = np.concatenate([np.ones(len(tr))] + ([np.full(fit_t.sum(), w / len(angles))] * len(angles) if w else []))
-            reg = LogisticRegression(max_iter=3000).fit(np.vstack(xs), ys, sample_weight=share * compute_sample_weight("balanced", ys))
+            fit_t, score_t = np.isin(two, tr), np.isin(two, te)
+            parts = [(x0[tr], y[tr], np.ones(len(tr)))]
+            parts += [(xt[a][fit_t], y[two][fit_t], np.full(fit_t.sum(), w / len(angles))) for a in angles if w]
+            xs, ys, share = (np.concatenate(p) for p in zip(*parts))
+            # Classes balanced on the samples' counts, turned ones included, then each sample's share.
+            reg = LogisticRegression(max_iter=3000).fit(xs, ys, sample_weight=share * compute_sample_weight("balanced", ys))
             oof0[te] = reg.predict_log_proba(x0[te])
             for a in angles:
                 ooft[a][score_t] = reg.predict_log_proba(xt[a][score_t])
