@@ -1,6 +1,6 @@
 """RR context weighed with a model's window probabilities: measured, then fitted into its card.
 
-    python scripts/rr_context.py MODEL [MODEL ...] [--test [--detector NAME]] [--write]
+    python scripts/rr_context.py MODEL [MODEL ...] [--test [--detector NAME]] [--write] [--context-s S ...]
 
 For the validation windows of MITDB, AFTDB, AFPDB and CinC 2017 (every validation AF window):
 the model's log-probabilities, and the RR features of `runtime.rr_context` from the 30 s around
@@ -17,7 +17,9 @@ choose the monitor's AF shift again). --test scores that fit, and the card's fus
 the test split's windows afterwards (measured after the choice, not used to make it), also
 pooled over MITDB and AFTDB, the issue's AF target pool; --detector NAME scores the card's fusion there again
 on the beats of `scripts/beat_detection.py`'s detector NAME: one NeuroKit2 detector after NeuroKit2's
-cleaning (a device's simpler detector), or c, the C export's streaming tr_beats.c.
+cleaning (a device's simpler detector), or c, the C export's streaming tr_beats.c. --context-s S ...
+fits and scores the fusion with the beats within S seconds each side of a window's centre (default
+15, the cards'), each length side by side on the same windows; --write takes one.
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ def record_beats(dataset: str, split: str, detector: str = "used") -> dict[str, 
 
 
 @functools.cache
-def split_features(ws, split: str, detector: str = "used"):
-    """(window indices, RR features, record groups, on `predict`'s grid) of a split's windows of DATASETS."""
+def split_features(ws, split: str, detector: str = "used", half_s: float = CONTEXT_S):
+    """(window indices, RR features of the beats within half_s of each centre, record groups, on
+    `predict`'s grid) of a split's windows of DATASETS."""
     ds, names = ws.dataset_index()
     idx = eval_indices(ws, split)
     idx = idx[np.isin(np.array(names)[ds[idx]], DATASETS)]
@@ -66,7 +69,7 @@ def split_features(ws, split: str, detector: str = "used"):
     for k, i in enumerate(idx):
         name, base = names[ds[i]], rec_names[keys[i]].split(":")[0]
         centre = (starts[i] + ws.window_length / 2) / ws.fs
-        feats[k] = context_features(record_beats(name, split, detector)[base], np.array([centre]), CONTEXT_S)[0]
+        feats[k] = context_features(record_beats(name, split, detector)[base], np.array([centre]), half_s)[0]
         groups.append(f"{name}/{base}")
     # `predict` classifies a record's windows at half-window hops from its start; the store has more.
     groups = np.array(groups)
@@ -129,7 +132,8 @@ def write_card(lm, fusion: RRContext, n: int) -> Path:
     return path
 
 
-def measure(model: str, test: bool, write: bool, detector: str | None = None) -> None:
+def measure(model: str, test: bool, write: bool, detector: str | None = None,
+            contexts: tuple[float, ...] = (CONTEXT_S,)) -> None:
     lm = load_model(model)
     ws = training_store(lm)
     idx, feats, groups, grid = split_features(ws, "val")
@@ -157,26 +161,30 @@ def measure(model: str, test: bool, write: bool, detector: str | None = None) ->
                       f"{np.mean(d_p == card_p):.3f} of windows")
         print(records("  test, as shipped", t_y, t_probs, t_groups, t_grid))
         print(records("  test, as shipped, validation's record offsets", t_y, t_probs, t_groups, t_grid, own_off))
-    for label, with_rr in (("log-probabilities", False), ("log-probabilities + RR context", True)):
-        f = feats if with_rr else np.zeros_like(feats)  # zeros: the same regression without the RR inputs
+    runs = [("log-probabilities", None)] + [
+        ("log-probabilities + RR context" + ("" if c == CONTEXT_S else f" of {2 * c:g} s"), c) for c in contexts]
+    for label, half_s in runs:
+        f = split_features(ws, "val", half_s=half_s)[1] if half_s else np.zeros_like(feats)  # zeros: no RR inputs
         x = model_inputs(probs, f)
         oof = np.zeros((len(y), 3))
         for tr, te in GroupKFold(5).split(x, y, groups):
             oof[te] = fit(x[tr], y[tr]).predict_log_proba(x[te])
         off = best_offsets(oof, y)
-        print(line(f"  {label} (out of fold)", y, (oof + off).argmax(1), feats))
+        print(line(f"  {label} (out of fold)", y, (oof + off).argmax(1), f if half_s else feats))
+        print(holter_pool(f"  {label} (out of fold)", y, (oof + off).argmax(1), groups))
         # A whole short record is decided by its windows' mean: its own offsets, chosen on the validation records.
         rec_off = best_offsets(*cinc_record_means(y, np.exp(oof), groups, grid))
         print(records(f"  {label} (out of fold)", y, np.exp(oof), groups, grid, rec_off))
-        if not with_rr or not (test or write):
+        if not half_s or not (test or write):
             continue
         reg = fit(x, y)
-        fusion = RRContext(reg.coef_, reg.intercept_, off, CONTEXT_S, rec_off)
+        fusion = RRContext(reg.coef_, reg.intercept_, off, half_s, rec_off)
         if test:
-            t_fused = fusion.probabilities(t_probs, t_feats)
-            print(line("  test, fitted on validation", t_y, t_fused.argmax(1), t_feats))
+            t_f = split_features(ws, "test", half_s=half_s)[1]
+            t_fused = fusion.probabilities(t_probs, t_f)
+            print(line("  test, fitted on validation", t_y, t_fused.argmax(1), t_f))
             print(holter_pool("  test, fitted on validation", t_y, t_fused.argmax(1), t_groups))
-            t_raw = fusion.probabilities(t_probs, t_feats, np.zeros(3))
+            t_raw = fusion.probabilities(t_probs, t_f, np.zeros(3))
             print(records("  test, fitted on validation", t_y, t_raw, t_groups, t_grid, rec_off))
         if write:
             print(f"  wrote rr_context into {write_card(lm, fusion, len(y))}")
@@ -190,10 +198,17 @@ def main() -> None:
     ap.add_argument("--detector", help="with --test: also score the card's fusion on this NeuroKit2 detector's beats "
                                        "(e.g. pantompkins1985), or on the C export's detector (c), as a device's "
                                        "own detector would give them")
+    ap.add_argument("--context-s", type=float, nargs="+", default=[CONTEXT_S], metavar="S",
+                    help="seconds of beats each side of a window's centre (default %(default)s); several are "
+                         "scored side by side")
     args = ap.parse_args()
+    if args.write and len(args.context_s) != 1:
+        ap.error("--write takes one --context-s")
+    if min(args.context_s) < 1 or max(args.context_s) > 300:
+        ap.error("--context-s takes seconds in 1..300")
     torch.set_num_threads(1)
     for model in args.models:
-        measure(model, args.test, args.write, args.detector)
+        measure(model, args.test, args.write, args.detector, tuple(args.context_s))
 
 
 if __name__ == "__main__":
