@@ -175,3 +175,51 @@ def test_invert_puts_a_reversed_lead_the_right_way_up(tmp_path):
     assert pred("down.npy", "--invert") == pred("up.npy")
     run_cli("report", tmp_path / "down.npy", "--fs", fs, "--invert", "--out", tmp_path / "r.html", check=0)
     assert "column 0 (inverted)" in (tmp_path / "r.html").read_text()
+
+
+def test_lead_all_weighs_every_lead_and_leaves_a_lead_off_out(tmp_path):
+    """`--lead all`: the readable leads' geometric mean decides each window. Two copies of one
+    lead decide as that lead alone does; a flat second lead (lead-off) changes nothing; a second
+    lead that is real ECG is used, and the beats come from the most readable lead."""
+    x, fs, _ = read_signal(DATA / "mitdb" / "203")
+    x = x[: int(300 * fs)].astype(np.float32)
+    np.save(tmp_path / "one.npy", x)
+    np.save(tmp_path / "twice.npy", np.stack([x, x], 1))
+    np.save(tmp_path / "off.npy", np.stack([np.zeros_like(x), x], 1))  # lead 0 off: beats must come from lead 1
+    lm = load_model("rhythm-cnn3-int8")
+    one = monitor(tmp_path / "one.npy", lm, fs=fs)
+    twice = monitor(tmp_path / "twice.npy", lm, fs=fs, lead="all")
+    off = monitor(tmp_path / "off.npy", lm, fs=fs, lead="ALL")
+    assert twice.lead == "column 0+column 1" and off.beat_lead == 1 and twice.beat_lead == 0
+    for r in (twice, off):
+        np.testing.assert_allclose(r.probs, one.probs, atol=1e-5)
+        assert r.labels == one.labels and np.array_equal(r.beats, one.beats) and r.summary == one.summary
+    r = json.loads(run_cli("monitor", DATA / "mitdb" / "203.hea", "--lead", "all", "--json", check=0).stdout)
+    assert r["lead"] == "MLII+V1" and r["af_burden"] > 0.9
+    run_cli("report", tmp_path / "off.npy", "--fs", fs, "--lead", "all", "--out", tmp_path / "r.html", check=0)
+    assert "column 0+column 1" in (tmp_path / "r.html").read_text()
+
+
+def test_lead_all_takes_the_signals_in_volts_and_says_what_it_left_out(tmp_path):
+    import pyedflib
+
+    x, fs, _ = read_signal(DATA / "mitdb" / "203")
+    x = x[: int(60 * fs)].astype(np.float64)
+    path = tmp_path / "patch.edf"
+    f = pyedflib.EdfWriter(str(path), 3, file_type=pyedflib.FILETYPE_EDFPLUS)
+    heads = [{"label": "ECG", "dimension": "mV", "sample_frequency": fs, "physical_min": -10, "physical_max": 10,
+              "digital_min": -32768, "digital_max": 32767},
+             {"label": "Accel", "dimension": "g", "sample_frequency": fs, "physical_min": -4, "physical_max": 4,
+              "digital_min": -32768, "digital_max": 32767},
+             {"label": "ECG2", "dimension": "uV", "sample_frequency": fs, "physical_min": -10000, "physical_max": 10000,
+              "digital_min": -32768, "digital_max": 32767}]
+    f.setSignalHeaders(heads)
+    f.writeSamples([x, np.zeros_like(x), 1000 * x])
+    f.close()
+    proc = run_cli("monitor", path, "--lead", "all", "--json", check=0)
+    r = json.loads(proc.stdout)
+    assert r["lead"] == "ECG+ECG2"
+    assert "Accel" in proc.stderr and "not in mV, uV or V" in proc.stderr and str(path) in proc.stderr
+    assert_one_line_error(run_cli("monitor", tmp_path / "none.hea", "--lead", "all"), "none.hea", "not found")
+    np.save(tmp_path / "s.npy", np.zeros((1000, 2)))
+    assert_one_line_error(run_cli("monitor", tmp_path / "s.npy", "--lead", "all"), "s.npy", "--fs")

@@ -611,7 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "several records or folders: one summary (summary.csv and summary.jsonl with --out)")
     p.add_argument("--model", default=DEFAULT_RHYTHM_MODEL, help=f"run folder, zoo name or exported model (default: {DEFAULT_RHYTHM_MODEL})")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
-    p.add_argument("--lead", default=None, help="lead index or name of a multi-lead record (default: the first)")
+    p.add_argument("--lead", default=None, help="lead index or name of a multi-lead record, or all: every ECG lead "
+                   "weighed together (default: the first)")
     _add_invert_option(p)
     _add_rr_context_option(p)
     p.add_argument("--hop", type=float, default=None, help="seconds between window decisions (default 2.048)")
@@ -648,7 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=None, metavar="EXT", help="reference rhythm annotations of the record, e.g. atr")
     p.add_argument("--study", default=None, help="compression study folder: adds its Pareto plot")
     p.add_argument("--fs", type=float, default=None, help="sampling rate of a .csv/.npy signal")
-    p.add_argument("--lead", default=None, help="lead index or name (default: the first)")
+    p.add_argument("--lead", default=None, help="lead index or name, or all: every ECG lead weighed together "
+                   "(default: the first)")
     _add_invert_option(p)
     _add_rr_context_option(p)
     p.add_argument("--pdf", action="store_true", help="also print the page to PDF (beside --out) with headless Chromium")

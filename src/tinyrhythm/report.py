@@ -144,7 +144,8 @@ def record_report(path, model: str, reference: str | None = None, study=None, fs
     if result is None:
         result = monitor(path, model, fs=fs, lead=lead, cfg=cfg)
     ref = read_reference(result, reference) if reference else None
-    stream = open_stream(path, fs, lead, result.config.invert)  # the strips show what was analysed
+    # The strips show what was analysed: with every lead weighed, the lead the beats came from.
+    stream = open_stream(path, fs, result.beat_lead, result.config.invert)
     s = result.summary
     # What decided: the reader of a report should know whether the beats were weighed in.
     decided = "network + 30 s RR context" if result.rr_context else "network"

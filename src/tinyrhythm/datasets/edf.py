@@ -75,6 +75,16 @@ def open_edf(path: str | os.PathLike, lead: int | str | None = None) -> EdfSigna
     return EdfSignal(path.stem, fs, n, labels[k], start, read)
 
 
+def edf_signals(path: str | os.PathLike) -> list[tuple[str, bool]]:
+    """(label, whether its units are mV, uV or V) of every signal of an EDF/EDF+ file."""
+    f = _reader(Path(path))
+    try:
+        return [(f.getLabel(k).strip(), f.getPhysicalDimension(k).strip().lower() in _UNITS)
+                for k in range(f.signals_in_file)]
+    finally:
+        f.close()
+
+
 def read_edf(path: str | os.PathLike, lead: int | str | None = None) -> tuple[np.ndarray, float, str]:
     """(whole signal in mV, sampling rate, signal label)."""
     e = open_edf(path, lead)

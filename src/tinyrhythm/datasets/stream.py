@@ -20,7 +20,7 @@ import wfdb
 from ..errors import DataError
 from .files import ARRAY_SUFFIXES, WFDB_SUFFIXES, load_npy
 from .record import check_amplitude, check_fs, check_samples_dtype
-from .edf import EDF_SUFFIXES, open_edf
+from .edf import EDF_SUFFIXES, edf_signals, open_edf
 from .wfdb_io import mv_scale, open_header, record_base, samples_in_file
 
 
@@ -69,6 +69,49 @@ def open_stream(path: str | os.PathLike, fs: float | None = None, lead: int | st
     """The recording as a stream; `invert`: its lead is known to be reversed (`SignalStream.inverted`)."""
     stream = _open(Path(path), fs, lead)
     return stream.inverted() if invert else stream
+
+
+ALL_LEADS = "all"  # `--lead all`: every ECG signal of a recording, weighed together by the monitor
+
+
+def open_streams(path: str | os.PathLike, fs: float | None = None, invert: bool = False) -> list[SignalStream]:
+    """Every ECG signal of a recording as streams on one clock (`--lead all`): the signals in
+    mV, uV or V at the first one's rate and length. Others (an accelerometer, a respiration
+    belt, a signal at another rate) are left out, each with a note on the first stream."""
+    p = Path(path)
+    if p.is_dir() or not (p.exists() or Path(record_base(p) + ".hea").is_file()):
+        return [open_stream(p, fs, None, invert)]  # which says what is wrong with the path
+    signals = _signals(p)
+    streams = []
+    left_out = [f"signal {k} ({label}): not in mV, uV or V" for k, label, volts in signals if not volts]
+    for k in (k for k, _, volts in signals if volts):
+        s = open_stream(p, fs, k, invert)
+        if streams and (s.fs != streams[0].fs or s.declared_samples != streams[0].declared_samples):
+            left_out.append(f"signal {k} ({s.lead}): {s.fs:g} Hz and {s.declared_samples} samples, not "
+                            f"{streams[0].fs:g} Hz and {streams[0].declared_samples} as {streams[0].lead}")
+            continue
+        streams.append(s)
+    if not streams:
+        raise DataError(p, "no signal in mV, uV or V")
+    streams[0].notes.extend(f"{p}: {x}: left out of --lead all" for x in left_out)
+    return streams
+
+
+def _signals(p: Path) -> list[tuple[int, str, bool]]:
+    """(index, label, whether its units are a voltage) of every signal of a recording."""
+    if p.suffix in ARRAY_SUFFIXES:
+        if p.suffix == ".npy":
+            x = load_npy(p, mmap=True)
+            n = x.shape[1] if x.ndim == 2 else 1
+        else:
+            with open(p, encoding="utf-8", errors="replace") as f:
+                n = len(f.readline().split(","))
+        return [(k, f"column {k}", True) for k in range(n)]
+    if p.suffix.lower() in EDF_SUFFIXES:
+        return [(k, label, volts) for k, (label, volts) in enumerate(edf_signals(p))]
+    header = open_header(p)[1]
+    names, units = header.sig_name or [""] * header.n_sig, header.units or [None] * header.n_sig
+    return [(k, names[k], (u or "mV").lower() in ("mv", "uv", "v")) for k, u in enumerate(units)]
 
 
 def _open(p: Path, fs: float | None, lead: int | str | None) -> SignalStream:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..datasets.stream import SignalStream, open_stream
+from ..datasets.stream import ALL_LEADS, SignalStream, open_stream, open_streams
 from ..errors import TinyRhythmError
 from ..runtime import LoadedModel, load_model
 from ..onepass import OnePassClassifier
@@ -83,6 +83,7 @@ class MonitorResult:
     start_time: str | None = None  # clock time of the first sample, where the file says it
     engine: str = "windows"  # the engine that made the decisions ("auto" resolved)
     rr_context: bool = False  # whether `probs` are the card's RR context fusion of the network's
+    beat_lead: int | str | None = None  # the lead the beats (and a report's strips) come from, as `lead=` takes it
 
     @functools.cached_property
     def rr(self) -> dict[str, np.ndarray]:
@@ -193,24 +194,52 @@ def window_probs(stream: SignalStream, lm: LoadedModel, hop: int, cfg: MonitorCo
     return starts, probs, share, bad_model, n_model, "onepass" if isinstance(sc, OnePassClassifier) else "windows"
 
 
+def fuse_leads(probs: list[np.ndarray], win_bad: list[np.ndarray], max_unreadable: float) -> np.ndarray:
+    """One recording's window probabilities from its leads': the normalised geometric mean over
+    the leads readable at each window (all of them where none is). Leads are views of one
+    rhythm; where they disagree on morphology (ectopy in one, noise in another) the mean is
+    less sure than either, and where they agree, surer (README, "Every lead of a Holter")."""
+    logp = np.log(np.clip(np.stack(probs), 1e-6, 1.0))
+    ok = np.stack(win_bad) <= max_unreadable
+    ok[:, ~ok.any(0)] = True
+    z = (logp * ok[..., None]).sum(0) / ok.sum(0)[:, None]
+    z -= z.max(1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
 def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None = None, lead: int | str | None = None,
             cfg: MonitorConfig | None = None) -> MonitorResult:
     """Rhythm over time of one recording of any length.
 
     path: WFDB (.hea/.dat), CinC .mat, EDF/EDF+, or .csv/.npy with `fs`; model: zoo name, run
-    folder or a LoadedModel; lead: index or name. Returns a MonitorResult: smoothed label and
-    probabilities per hop, episodes, AF burden, beats and the Holter summary (`.holter()`)."""
+    folder or a LoadedModel; lead: index or name, or "all" (every ECG signal, each window's
+    probabilities the geometric mean of its readable leads', R peaks from the most readable
+    lead). Returns a MonitorResult: smoothed label and probabilities per hop, episodes, AF
+    burden, beats and the Holter summary (`.holter()`)."""
     cfg = cfg or MonitorConfig()
     lm = model if isinstance(model, LoadedModel) else load_model(model)
     hop = _check(cfg, lm)
-    stream = open_stream(path, fs, lead, cfg.invert)
-    beats = [] if cfg.beats else None
-    starts, probs, win_bad, bad_model, n_model, engine = window_probs(stream, lm, hop, cfg, beats)
+    every = isinstance(lead, str) and lead.strip().lower() == ALL_LEADS
+    streams = open_streams(path, fs, cfg.invert) if every else [open_stream(path, fs, lead, cfg.invert)]
+    leads = []
+    for s in streams:
+        beats = [] if cfg.beats else None
+        leads.append((*window_probs(s, lm, hop, cfg, beats), beats))
+    # The most readable lead gives the beats (RR context, heart rate, pauses) and the strips.
+    primary = min(range(len(leads)), key=lambda i: int(leads[i][3].sum()))
+    starts, probs, win_bad, bad_model, n_model, engine, beats = leads[primary]
+    stream = streams[primary]
+    notes = list(dict.fromkeys(n for s in streams for n in s.notes))  # a note each lead repeats, once
+    if len(leads) > 1:
+        probs = fuse_leads([x[1] for x in leads], [x[2] for x in leads], cfg.max_unreadable)
+        win_bad = np.min([x[2] for x in leads], 0)
+        bad_model = np.logical_and.reduce([x[3] for x in leads])
     L = lm.input_length
     beat_idx = np.concatenate([np.zeros(0, np.int64), *beats]) if beats is not None else None
     fusion = lm.card.rr_fusion if cfg.rr_context else None
     if fusion is not None and beat_idx is None:
-        stream.notes.append("RR context not used: beat detection is off")
+        notes.append("RR context not used: beat detection is off")
     elif fusion is not None:
         probs = fusion.apply(probs, beat_idx / stream.fs, (starts + L / 2) / lm.fs)
     # Segment i: the hop around window i's centre; the first and last stretch to the ends.
@@ -240,8 +269,10 @@ def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None 
     bounds[-1] = stream.duration_s
     episodes = merge_short(runs(labels, bounds), cfg.min_duration_s)
     return MonitorResult(
-        record=stream.name, path=str(path), fs=stream.fs, duration_s=stream.duration_s, lead=stream.lead,
+        record=stream.name, path=str(path), fs=stream.fs, duration_s=stream.duration_s,
+        lead="+".join(s.lead or "?" for s in streams) if len(streams) > 1 else stream.lead,
         model=lm.name, task=lm.task, classes=list(lm.classes), config=cfg, episodes=episodes, summary=burden(episodes),
-        bounds=bounds, labels=labels, probs=probs, unreadable=unreadable, notes=list(stream.notes),
+        bounds=bounds, labels=labels, probs=probs, unreadable=unreadable, notes=notes,
         beats=beat_idx, start_time=stream.start_time, engine=engine, rr_context=fusion is not None and beat_idx is not None,
+        beat_lead=primary if every else lead,
     )
