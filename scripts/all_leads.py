@@ -17,7 +17,6 @@ Validation rows choose; used for the README's "Every lead of a Holter".
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
