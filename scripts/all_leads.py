@@ -1,6 +1,7 @@
 """Every lead of a Holter weighed together (`monitor --lead all`), against its first lead alone.
 
     python scripts/all_leads.py MODEL [MODEL ...] [--split val|test|both]
+    python scripts/all_leads.py MODEL [MODEL ...] --refit [--shifts 0 0.5 1]
 
 A two-lead Holter records one rhythm twice. Per model and split: (1) the two-lead windows of
 `scripts/rr_context.py`'s datasets (MITDB, AFTDB, AFPDB; each window with the same moment in the
@@ -11,24 +12,31 @@ non-AF windows called AF, per dataset. (2) `monitor` as a user runs it on every 
 AFPDB and CPSC 2021 record of the split, `--lead 0` against `--lead all`, pooled per dataset as
 `scripts/cross_dataset.py` pools them, and on the test split the issue's window pool (MITDB + AFTDB
 test windows labelled as `monitor` labels their centres, `cross_dataset.monitor_windows`).
+--refit fits the RR context again on two-lead probabilities (`scripts/rr_context.py`'s fit, out of
+fold, on its validation windows with each two-lead window's probabilities the geometric mean of
+its two leads') against the same fit on one lead, then runs `monitor --lead all` with that fit in
+place of the card's at each AF shift on the validation and test records of MITDB, AFTDB and AFPDB.
 Validation rows choose; used for the README's "Every lead of a Holter".
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 import torch
 from cross_dataset import monitor_windows, pooled, test_records  # scripts/ is on the path of a script run from it
-from rr_context import split_features
+from rr_context import best_offsets, fit, holter_pool, line, split_features
 from sklearn.metrics import f1_score
+from sklearn.model_selection import GroupKFold
 
 from tinyrhythm.evaluate.scoring import predict_proba
 from tinyrhythm.monitor import monitor
 from tinyrhythm.monitor.analyse import fuse_leads
 from tinyrhythm.monitor.evaluate import evaluate_episodes, reference_episodes
 from tinyrhythm.runtime import load_model
+from tinyrhythm.runtime.rr_context import RRContext, model_inputs
 from tinyrhythm.train.config import training_store
 
 LONG = ("mitdb", "aftdb", "afpdb", "cpsc2021")
@@ -72,6 +80,43 @@ def record_rows(lm, split: str) -> tuple[list[dict], dict]:
     return rows, results
 
 
+def refit(lm, ws, shifts: list[float]) -> None:
+    """The RR context fitted on one lead's and on both leads' probabilities, out of fold; then
+    `monitor --lead all` with the two-lead fit at each AF shift."""
+    idx, feats, groups, _ = split_features(ws, "val")
+    y, probs = ws.labels[idx].astype(int), predict_proba(lm.model, ws, idx, "cpu")
+    part = ws.lead_partners()[idx]
+    two = part >= 0
+    both = probs.copy()
+    both[two] = fuse_leads([probs[two], predict_proba(lm.model, ws, part[two], "cpu")], [np.zeros(two.sum())] * 2, 0.5)
+    for label, p in (("one lead", probs), ("both leads", both)):
+        x = model_inputs(p, feats)
+        oof = np.zeros((len(y), 3))
+        for tr, te in GroupKFold(5).split(x, y, groups):
+            oof[te] = fit(x[tr], y[tr]).predict_log_proba(x[te])
+        off = best_offsets(oof, y)
+        pred = (oof + off).argmax(1)
+        print(line(f"  {label} + RR context (out of fold)", y, pred))
+        print(holter_pool(f"  {label} + RR context (out of fold)", y, pred, groups), flush=True)
+    reg = fit(x, y)  # the loop ended on both leads: their fit on every validation window, offsets out of fold
+    card = lm.card
+    for shift in shifts:
+        fusion = RRContext(reg.coef_, reg.intercept_, off + [0.0, shift, 0.0], card.rr_fusion.context_s)
+        lm.card = dataclasses.replace(card, rr_context=fusion.to_card())
+        for split in ("val", "test"):
+            cells = []
+            for name in ("mitdb", "aftdb", "afpdb"):
+                evs = []
+                for r in test_records(name, split):
+                    ev = evaluate_episodes(monitor(r.path, lm, lead="all"), reference_episodes(r.zones, r.fs))
+                    ev["non_af_h"] = (ev["reference_rhythm_s"] - ev["af_tp_s"] - ev["af_fn_s"]) / 3600
+                    evs.append(ev)
+                q = pooled(evs)
+                cells.append(f"{name} per-second AF F1 {fmt(q['af_f1_per_second'])}, false AF {fmt(q['false_af_min_per_hour'], 2)} min/h")
+            print(f"  --lead all, two-lead fit, AF shift {shift:+g}, {split}: {'; '.join(cells)}", flush=True)
+    lm.card = card
+
+
 def fmt(v, digits: int = 3) -> str:
     return "" if v is None else f"{v:.{digits}f}"
 
@@ -80,12 +125,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+")
     ap.add_argument("--split", choices=("val", "test", "both"), default="val")
+    ap.add_argument("--refit", action="store_true", help="the RR context fitted again on two-lead probabilities")
+    ap.add_argument("--shifts", type=float, nargs="+", default=[0.0, 0.5, 1.0], help="AF shifts for --refit")
     args = ap.parse_args()
     torch.set_num_threads(1)
     splits = ("val", "test") if args.split == "both" else (args.split,)
     for model in args.models:
         lm = load_model(model)
         ws = training_store(lm)
+        if args.refit:
+            print(f"{model}: the RR context fitted on validation windows")
+            refit(lm, ws, args.shifts)
+            continue
         for split in splits:
             print(f"\n{model}, {split}: two-lead windows (AF F1; non-AF windows called AF, %)\n"
                   "| inputs | decision | pooled | MITDB | AFTDB | AFPDB |\n|---|---|---|---|---|---|")

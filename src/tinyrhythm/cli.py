@@ -493,7 +493,8 @@ SAMPLE = '"$(python -m tinyrhythm.samples)"'
 EXAMPLES = {
     "predict": f"example:\n  tinyrhythm predict --model rhythm-cnn3-int8 {SAMPLE} --json",
     "monitor": f"examples:\n  tinyrhythm monitor {SAMPLE} --reference atr\n"
-               f"  tinyrhythm monitor {SAMPLE} --out demo/ --json",
+               f"  tinyrhythm monitor {SAMPLE} --out demo/ --json\n"
+               f"  tinyrhythm monitor {SAMPLE} --lead all    # both of its leads weighed together",
     "report": f"example:\n  tinyrhythm report {SAMPLE} --reference atr --out demo/report.html --pdf",
     "demo": "example:\n  tinyrhythm demo --out demo/",
 }
