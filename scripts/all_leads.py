@@ -26,15 +26,13 @@ import dataclasses
 
 import numpy as np
 import torch
-from cross_dataset import monitor_windows, pooled, test_records  # scripts/ is on the path of a script run from it
-from rr_context import best_offsets, fit, holter_pool, line, split_features
+from cross_dataset import episode_figures, monitor_windows, pooled, test_records  # scripts/ is on the path of a script run from it
+from rr_context import fit, holter_pool, line, out_of_fold, split_features
 from sklearn.metrics import f1_score
-from sklearn.model_selection import GroupKFold
 
 from tinyrhythm.evaluate.scoring import predict_proba
 from tinyrhythm.monitor import monitor
 from tinyrhythm.monitor.analyse import fuse_leads
-from tinyrhythm.monitor.evaluate import evaluate_episodes, reference_episodes
 from tinyrhythm.runtime import load_model
 from tinyrhythm.runtime.rr_context import RRContext, model_inputs
 from tinyrhythm.train.config import training_store
@@ -42,18 +40,28 @@ from tinyrhythm.train.config import training_store
 LONG = ("mitdb", "aftdb", "afpdb", "cpsc2021")
 
 
+def both_leads(lm, ws, idx: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(which windows of idx have a partner lead, idx's probabilities with those windows' replaced by
+    the geometric mean of both leads', as `monitor --lead all` weighs them)."""
+    part = ws.lead_partners()[idx]
+    two = part >= 0
+    out = probs.copy()
+    out[two] = fuse_leads([probs[two], predict_proba(lm.model, ws, part[two], "cpu")], [np.zeros(two.sum())] * 2, 0.5)
+    return two, out
+
+
 def window_rows(lm, ws, split: str) -> list[dict]:
     """AF F1 and non-AF windows called AF (%) per dataset, one lead against both, network and card fusion."""
     idx, feats, groups, _ = split_features(ws, split)
-    part = ws.lead_partners()[idx]
-    two = part >= 0
-    p_one = predict_proba(lm.model, ws, idx[two], "cpu")
-    p_both = fuse_leads([p_one, predict_proba(lm.model, ws, part[two], "cpu")], [np.zeros(two.sum())] * 2, 0.5)
-    y, f = ws.labels[idx[two]].astype(int), feats[two]
-    ds = np.array([g.split("/")[0] for g in groups[two].astype(str)])
+    two = ws.lead_partners()[idx] >= 0
+    idx, feats, groups = idx[two], feats[two], groups[two]
+    p_one = predict_proba(lm.model, ws, idx, "cpu")
+    p_both = both_leads(lm, ws, idx, p_one)[1]
+    y = ws.labels[idx].astype(int)
+    ds = np.array([g.split("/")[0] for g in groups.astype(str)])
     rows = []
     for inputs, p in (("one lead", p_one), ("both leads", p_both)):
-        for decision, q in (("network", p), ("card's RR context", lm.card.rr_fusion.probabilities(p, f))):
+        for decision, q in (("network", p), ("card's RR context", lm.card.rr_fusion.probabilities(p, feats))):
             pred, row = q.argmax(1), {"inputs": inputs, "decision": decision}
             for d in ("all", "mitdb", "aftdb", "afpdb"):
                 m = np.ones(len(y), bool) if d == "all" else ds == d
@@ -63,19 +71,16 @@ def window_rows(lm, ws, split: str) -> list[dict]:
     return rows
 
 
-def record_rows(lm, split: str) -> tuple[list[dict], dict]:
-    """`monitor` on every long record of the split, lead 0 and all leads, pooled per dataset; and the
-    MonitorResults of each by (lead, dataset, record)."""
+def record_rows(lm, split: str, leads=(0, "all"), datasets=LONG) -> tuple[list[dict], dict]:
+    """`monitor` on every record of the datasets' split with each lead setting, pooled per dataset;
+    and the MonitorResults of each by (lead, dataset, record)."""
     evs, results = {}, {}
-    for name in LONG:
+    for name in datasets:
         for r in test_records(name, split):
-            base = r.record_id.split(":")[0]
-            for lead in (0, "all"):
+            for lead in leads:
                 res = monitor(r.path, lm, lead=lead)
-                ev = evaluate_episodes(res, reference_episodes(r.zones, r.fs))
-                ev["non_af_h"] = (ev["reference_rhythm_s"] - ev["af_tp_s"] - ev["af_fn_s"]) / 3600
-                evs.setdefault((lead, name), []).append(ev)
-                results[lead, name, base] = res
+                evs.setdefault((lead, name), []).append(episode_figures(res, r.zones, r.fs))
+                results[lead, name, r.record_id.split(":")[0]] = res
     rows = [{"lead": lead, "dataset": name, **pooled(v)} for (lead, name), v in evs.items()]
     return rows, results
 
@@ -85,16 +90,9 @@ def refit(lm, ws, shifts: list[float]) -> None:
     `monitor --lead all` with the two-lead fit at each AF shift."""
     idx, feats, groups, _ = split_features(ws, "val")
     y, probs = ws.labels[idx].astype(int), predict_proba(lm.model, ws, idx, "cpu")
-    part = ws.lead_partners()[idx]
-    two = part >= 0
-    both = probs.copy()
-    both[two] = fuse_leads([probs[two], predict_proba(lm.model, ws, part[two], "cpu")], [np.zeros(two.sum())] * 2, 0.5)
-    for label, p in (("one lead", probs), ("both leads", both)):
+    for label, p in (("one lead", probs), ("both leads", both_leads(lm, ws, idx, probs)[1])):
         x = model_inputs(p, feats)
-        oof = np.zeros((len(y), 3))
-        for tr, te in GroupKFold(5).split(x, y, groups):
-            oof[te] = fit(x[tr], y[tr]).predict_log_proba(x[te])
-        off = best_offsets(oof, y)
+        oof, off = out_of_fold(x, y, groups)
         pred = (oof + off).argmax(1)
         print(line(f"  {label} + RR context (out of fold)", y, pred))
         print(holter_pool(f"  {label} + RR context (out of fold)", y, pred, groups), flush=True)
@@ -104,15 +102,9 @@ def refit(lm, ws, shifts: list[float]) -> None:
         fusion = RRContext(reg.coef_, reg.intercept_, off + [0.0, shift, 0.0], card.rr_fusion.context_s)
         lm.card = dataclasses.replace(card, rr_context=fusion.to_card())
         for split in ("val", "test"):
-            cells = []
-            for name in ("mitdb", "aftdb", "afpdb"):
-                evs = []
-                for r in test_records(name, split):
-                    ev = evaluate_episodes(monitor(r.path, lm, lead="all"), reference_episodes(r.zones, r.fs))
-                    ev["non_af_h"] = (ev["reference_rhythm_s"] - ev["af_tp_s"] - ev["af_fn_s"]) / 3600
-                    evs.append(ev)
-                q = pooled(evs)
-                cells.append(f"{name} per-second AF F1 {fmt(q['af_f1_per_second'])}, false AF {fmt(q['false_af_min_per_hour'], 2)} min/h")
+            rows = record_rows(lm, split, ("all",), ("mitdb", "aftdb", "afpdb"))[0]
+            cells = [f"{q['dataset']} per-second AF F1 {fmt(q['af_f1_per_second'])}, false AF "
+                     f"{fmt(q['false_af_min_per_hour'], 2)} min/h" for q in rows]
             print(f"  --lead all, two-lead fit, AF shift {shift:+g}, {split}: {'; '.join(cells)}", flush=True)
     lm.card = card
 

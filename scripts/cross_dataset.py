@@ -109,9 +109,14 @@ def score_record(lm, signal: np.ndarray, fs: float, zones, tmp: Path, cfg: Monit
     path = tmp / "rec.npy"
     np.save(path, signal.astype(np.float32), allow_pickle=False)
     res = monitor(path, lm, fs=fs, cfg=cfg)
+    return episode_figures(res, zones, fs), res
+
+
+def episode_figures(res, zones, fs: float) -> dict:
+    """A MonitorResult's episode figures against the reference rhythm zones, with its non-AF hours (for `pooled`)."""
     ev = evaluate_episodes(res, reference_episodes(zones, fs))
     ev["non_af_h"] = (ev["reference_rhythm_s"] - ev["af_tp_s"] - ev["af_fn_s"]) / 3600
-    return ev, res
+    return ev
 
 
 def test_records(name: str, split: str = "test"):

@@ -123,6 +123,15 @@ def fit(x: np.ndarray, y: np.ndarray) -> LogisticRegression:
     return LogisticRegression(max_iter=3000, class_weight="balanced").fit(x, y)
 
 
+def out_of_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log-probabilities of the fusion fitted out of fold, 5 folds grouped by record, and the best
+    decision offsets on them)."""
+    oof = np.zeros((len(y), 3))
+    for tr, te in GroupKFold(5).split(x, y, groups):
+        oof[te] = fit(x[tr], y[tr]).predict_log_proba(x[te])
+    return oof, best_offsets(oof, y)
+
+
 def write_card(lm, fusion: RRContext, n: int) -> Path:
     path = Path(lm.card.card_path)
     card = json.loads(path.read_text())
@@ -166,10 +175,7 @@ def measure(model: str, test: bool, write: bool, detector: str | None = None,
     for label, half_s in runs:
         f = split_features(ws, "val", half_s=half_s)[1] if half_s else np.zeros_like(feats)  # zeros: no RR inputs
         x = model_inputs(probs, f)
-        oof = np.zeros((len(y), 3))
-        for tr, te in GroupKFold(5).split(x, y, groups):
-            oof[te] = fit(x[tr], y[tr]).predict_log_proba(x[te])
-        off = best_offsets(oof, y)
+        oof, off = out_of_fold(x, y, groups)
         print(line(f"  {label} (out of fold)", y, (oof + off).argmax(1), f if half_s else feats))
         print(holter_pool(f"  {label} (out of fold)", y, (oof + off).argmax(1), groups))
         # A whole short record is decided by its windows' mean: its own offsets, chosen on the validation records.

@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..datasets.stream import ALL_LEADS, SignalStream, open_stream, open_streams
 from ..errors import TinyRhythmError
 from ..runtime import LoadedModel, load_model
+from ..runtime.rr_context import softmax
 from ..onepass import OnePassClassifier
 from ..streaming import StreamingClassifier
 from ..windows.resample import ratio, resample
@@ -202,10 +203,7 @@ def fuse_leads(probs: list[np.ndarray], win_bad: list[np.ndarray], max_unreadabl
     logp = np.log(np.clip(np.stack(probs), 1e-6, 1.0))
     ok = np.stack(win_bad) <= max_unreadable
     ok[:, ~ok.any(0)] = True
-    z = (logp * ok[..., None]).sum(0) / ok.sum(0)[:, None]
-    z -= z.max(1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(1, keepdims=True)).astype(np.float32)
+    return softmax((logp * ok[..., None]).sum(0) / ok.sum(0)[:, None])
 
 
 def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None = None, lead: int | str | None = None,
@@ -222,19 +220,16 @@ def monitor(path: str | os.PathLike, model: str | LoadedModel, fs: float | None 
     hop = _check(cfg, lm)
     every = isinstance(lead, str) and lead.strip().lower() == ALL_LEADS
     streams = open_streams(path, fs, cfg.invert) if every else [open_stream(path, fs, lead, cfg.invert)]
-    leads = []
-    for s in streams:
-        beats = [] if cfg.beats else None
-        leads.append((*window_probs(s, lm, hop, cfg, beats), beats))
+    found = [[] if cfg.beats else None for _ in streams]
+    # Per lead: window starts, probabilities, unreadable share per window, unreadable mask, length, engine.
+    starts_l, probs_l, win_bad_l, bad_l, n_l, engine_l = zip(*(window_probs(s, lm, hop, cfg, b)
+                                                               for s, b in zip(streams, found)))
     # The most readable lead gives the beats (RR context, heart rate, pauses) and the strips.
-    primary = min(range(len(leads)), key=lambda i: int(leads[i][3].sum()))
-    starts, probs, win_bad, bad_model, n_model, engine, beats = leads[primary]
-    stream = streams[primary]
+    primary = int(np.argmin([m.sum() for m in bad_l]))
+    stream, starts, n_model, engine, beats = streams[primary], starts_l[primary], n_l[primary], engine_l[primary], found[primary]
     notes = list(dict.fromkeys(n for s in streams for n in s.notes))  # a note each lead repeats, once
-    if len(leads) > 1:
-        probs = fuse_leads([x[1] for x in leads], [x[2] for x in leads], cfg.max_unreadable)
-        win_bad = np.min([x[2] for x in leads], 0)
-        bad_model = np.logical_and.reduce([x[3] for x in leads])
+    probs = fuse_leads(probs_l, win_bad_l, cfg.max_unreadable) if len(streams) > 1 else probs_l[0]
+    win_bad, bad_model = np.min(win_bad_l, 0), np.logical_and.reduce(bad_l)
     L = lm.input_length
     beat_idx = np.concatenate([np.zeros(0, np.int64), *beats]) if beats is not None else None
     fusion = lm.card.rr_fusion if cfg.rr_context else None
